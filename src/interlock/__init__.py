@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: MIT
+# SPDX-FileCopyrightText: 2026 interlock contributors
+"""interlock: reliable-integration patterns, one standard-library-only module per pattern.
+
+Import the module you need; importing ``interlock`` itself loads no pattern module.
+
+Modules available today:
+
+- ``interlock.event_envelope``: an event envelope with a validated delivery lifecycle,
+  a retry policy, and a CloudEvents 1.0.2 codec (JSON format, JSON batch, HTTP binding).
+- ``interlock.sync_boundary``: field-level authority between two systems of record,
+  conflict detection and three-way sync plans.
+
+Each module is a single file that imports only the standard library, so it can also be
+copied alone into a codebase that cannot take dependencies.
+"""
+
+__version__ = "0.1.0"
