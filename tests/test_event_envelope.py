@@ -334,6 +334,19 @@ class TestRetrySchedule:
             assert 1 <= wait <= 3 * (previous if previous is not None else 1)
             previous = wait
 
+    def test_number_subclasses_are_accepted(self) -> None:
+        """int and float subclasses (IntEnum, numpy-like scalars) are valid settings."""
+
+        class Seconds(float):
+            pass
+
+        class Count(int):
+            pass
+
+        policy = RetryPolicy(Count(4), Seconds(1.5), max_backoff_seconds=Seconds(10.0))
+        assert policy.wait_seconds_for_attempt(1) == 3.0
+        assert policy.is_exhausted(4)
+
     def test_no_jitter_by_default(self) -> None:
         """The default schedule is exact and reproducible."""
         assert RetryPolicy().jitter is Jitter.NONE
@@ -408,6 +421,23 @@ class TestEnvelopeValidation:
         assert repr(NO_DATA) == "NO_DATA"
         assert NO_DATA is not None
         assert make(payload=NO_DATA).payload is NO_DATA
+
+    def test_string_subclasses_are_accepted(self) -> None:
+        """A str subclass (an enum of event types, say) is a valid id, type or source."""
+
+        class EventType(str):
+            pass
+
+        env = make(event_type=EventType("com.example.thing"))
+        assert env.to_cloudevent()["type"] == "com.example.thing"
+
+    def test_attributes_mutated_after_construction_are_checked_on_write(self) -> None:
+        """An attribute changed to a non-string after construction is named by to_cloudevent."""
+        env = make()
+        env.event_id = 5  # type: ignore[assignment]
+        with pytest.raises(CloudEventError) as info:
+            env.to_cloudevent()
+        assert info.value.attribute == "id"
 
     def test_wait_for_an_envelope_built_in_retrying_state(self) -> None:
         """An envelope constructed already RETRYING computes its wait from the policy."""
@@ -488,6 +518,15 @@ class TestTransitions:
             assert target.value in str(info.value)
             assert env.status is current  # nothing changed
             assert env.history == ()
+
+    def test_error_lists_the_allowed_moves_in_declaration_order(self) -> None:
+        """The message lists what the current state allows, always in the same order."""
+        with pytest.raises(InvalidTransitionError) as info:
+            make().mark_acknowledged()
+        assert str(info.value) == (
+            "event 'evt-001' cannot move from pending to acknowledged; "
+            "pending allows dispatched, skipped, dead_lettered"
+        )
 
     def test_failed_after_processed_names_both_states(self) -> None:
         """mark_failed after PROCESSED raises an error naming processed and failed."""
@@ -662,8 +701,17 @@ class TestTimestamp:
         """23:59:60Z (and 15:59:60-08:00) parse; a leap second elsewhere is refused."""
         assert Timestamp.parse("1990-12-31T23:59:60Z").moment.second == 59
         assert Timestamp.parse("1990-12-31T15:59:60-08:00").text == "1990-12-31T15:59:60-08:00"
-        with pytest.raises(CloudEventError, match="leap second"):
-            Timestamp.parse("1990-12-31T23:58:60Z")
+        assert Timestamp.parse("1992-06-30T23:59:60Z").text == "1992-06-30T23:59:60Z"
+        for text in (
+            "1990-12-31T23:58:60Z",  # not the last minute
+            "2021-03-15T12:59:60Z",  # the last minute of an hour, not of a day
+            "1990-12-30T23:59:60Z",  # the last minute of a day, not of a month
+            "1990-12-31T23:59:60+01:00",  # 22:59:60 UTC
+        ):
+            with pytest.raises(CloudEventError, match="leap second"):
+                Timestamp.parse(text)
+        with pytest.raises(CloudEventError, match="does not exist"):
+            Timestamp.parse("2019-02-29T23:59:60Z")
 
     @pytest.mark.parametrize(
         "text",
@@ -727,12 +775,18 @@ class TestTimestamp:
             Timestamp.from_datetime(moment, nanosecond=nanosecond)
 
     def test_direct_construction_is_validated(self) -> None:
-        """Timestamp(text, moment) checks both parts."""
+        """Timestamp(text, moment) checks the text, its canonical form and the instant."""
         assert Timestamp("2026-01-02T03:04:05Z", T0).nanosecond == 0
         with pytest.raises(ValueError, match="text"):
             Timestamp("yesterday", T0)
+        with pytest.raises(ValueError, match="text"):
+            Timestamp("2026-13-45T03:04:05Z", T0)
+        with pytest.raises(ValueError, match="canonical"):
+            Timestamp("2026-01-02t03:04:05z", T0)
         with pytest.raises(ValueError, match="moment"):
             Timestamp("2026-01-02T03:04:05Z", datetime(2026, 1, 2))
+        with pytest.raises(ValueError, match="moment"):
+            Timestamp("2026-01-02T03:04:05Z", T0 + timedelta(seconds=1))
 
     @given(
         st.datetimes(
@@ -1301,6 +1355,46 @@ class TestHttpBinding:
         headers, _ = make(extensions={"flag": True, "off": False}).to_http()
         assert (headers["ce-flag"], headers["ce-off"]) == ("true", "false")
 
+    def test_lone_surrogates_in_data_are_a_clear_error_on_write(self) -> None:
+        """Data read with a lone surrogate escape cannot be written as UTF-8: CloudEventError."""
+        env = EventEnvelope.from_cloudevent(
+            b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":"\\ud800"}'
+        )
+        assert env.payload == "\ud800"
+        with pytest.raises(CloudEventError, match="surrogate"):
+            env.to_json()
+        with pytest.raises(CloudEventError, match="surrogate"):
+            env.to_http()
+
+    def test_json_with_a_non_utf8_charset_is_refused_on_write(self) -> None:
+        """A JSON datacontenttype asking for latin-1 cannot be honoured (JSON is UTF-8)."""
+        env = make(data_content_type="application/json; charset=latin-1")
+        with pytest.raises(CloudEventError) as info:
+            env.to_http()
+        assert info.value.attribute == "datacontenttype"
+        headers, body = make(data_content_type="application/json; charset=UTF-8").to_http()
+        assert EventEnvelope.from_http(headers, body).payload == {"student_id": "S-1"}
+
+    def test_explicit_null_with_a_non_json_type(self) -> None:
+        """ "data": null with text/xml round-trips in JSON; binary mode cannot carry it."""
+        event = {**BASE, "datacontenttype": "text/xml", "data": None}
+        env = EventEnvelope.from_cloudevent(event)
+        assert env.to_cloudevent() == event
+        with pytest.raises(CloudEventError, match="explicit null"):
+            env.to_http()
+
+    def test_codec_errors_are_clear(self) -> None:
+        """A charset whose codec raises a UnicodeError (idna) gives CloudEventError."""
+        headers = {
+            **dict.fromkeys(["ce-id", "ce-type"], "1"),
+            "ce-specversion": "1.0",
+            "ce-source": "/s",
+        }
+        with pytest.raises(CloudEventError, match="does not decode"):
+            EventEnvelope.from_http(
+                {**headers, "content-type": "text/plain; charset=idna"}, b"xn--abc-"
+            )
+
     def test_unencodable_text_is_refused(self) -> None:
         """Text that the declared charset cannot hold raises CloudEventError."""
         with pytest.raises(CloudEventError, match="data"):
@@ -1403,8 +1497,9 @@ class TestWriting:
         """to_cloudevent refuses what the spec forbids, naming the attribute."""
         env = make(**overrides)
         if attribute is None:
-            with pytest.raises(ValueError, match="whole number of minutes"):
+            with pytest.raises(CloudEventError, match="whole number of minutes") as info:
                 env.to_cloudevent()
+            assert info.value.attribute == "time"
             return
         with pytest.raises(CloudEventError) as info:
             env.to_cloudevent()
@@ -1475,8 +1570,39 @@ class TestReading:
             EventEnvelope.from_cloudevent({**BASE, "specversion": "0.3"})
         assert info.value.specversion == "0.3"
         assert isinstance(info.value, CloudEventError)
-        with pytest.raises(UnsupportedSpecVersionError):
-            from_json_batch([{**BASE, "specversion": "0.3"}])
+        with pytest.raises(UnsupportedSpecVersionError, match="batch event #1"):
+            from_json_batch([BASE, {**BASE, "specversion": "0.3"}])
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":NaN}',
+            b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":[Infinity]}',
+            '{"specversion":"1.0","id":"1","source":"/s","type":"t"}'.encode("utf-16"),
+            b"\xef\xbb\xbf{}",
+        ],
+    )
+    def test_json_is_read_strictly(self, raw: bytes) -> None:
+        """NaN, Infinity, UTF-16 and a byte-order mark are refused: CloudEvents JSON is UTF-8."""
+        with pytest.raises(CloudEventError, match="not valid JSON"):
+            EventEnvelope.from_cloudevent(raw)
+
+    def test_invalid_extension_name_is_refused_even_when_null(self) -> None:
+        """A badly named member is refused even if its value is null."""
+        with pytest.raises(CloudEventError) as info:
+            EventEnvelope.from_cloudevent({**BASE, "Bad-Name": None})
+        assert info.value.attribute == "Bad-Name"
+
+    def test_extension_order_is_kept(self) -> None:
+        """Extensions are written back in the order they were read, so rewrites are stable."""
+        names = ["zeta", "alpha", "mid", "beta9", "a1"]
+        event = {**BASE, **{name: name for name in names}}
+        assert list(EventEnvelope.from_cloudevent(event).to_cloudevent())[4:] == names
+
+    def test_clock_must_return_an_aware_datetime(self) -> None:
+        """A reader clock that returns a naive datetime is refused, not stored."""
+        with pytest.raises(TypeError, match="aware"):
+            EventEnvelope.from_cloudevent(BASE, clock=lambda: datetime(2026, 1, 1))
 
     @pytest.mark.parametrize(
         "raw", ["[1]", "5", "null", b"\xff\xfe{", "{", "", b'{"a": 1' + b"]" * 3]

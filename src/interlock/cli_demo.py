@@ -16,8 +16,9 @@ This is a consumer of the pattern modules; it only arranges calls and prints.
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from interlock.event_envelope import (
     CloudEventError,
@@ -59,6 +60,11 @@ def _table(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[object]])
             out.write("  " + "  ".join("-" * w for w in widths) + "\n")
 
 
+def _say(out: TextIO, text: str, *, bullet: bool = False) -> None:
+    first, rest = ("- ", "  ") if bullet else ("", "")
+    out.write(textwrap.fill(text, 88, initial_indent=first, subsequent_indent=rest) + "\n")
+
+
 def _section(out: TextIO, title: str) -> None:
     out.write(f"\n{title}\n{'=' * len(title)}\n")
 
@@ -80,13 +86,13 @@ def _envelope_story(out: TextIO) -> list[str]:
     clock.advance(2)
     order.mark_failed(reason="ERP answered 503 Service Unavailable")
     wait = order.next_retry_wait_seconds()
-    out.write(f"attempt 1 failed; the retry policy schedules attempt 2 in {wait} s\n")
+    out.write(f"Attempt 1 failed; the retry policy schedules attempt 2 in {wait} s.\n")
     clock.advance(wait)
     order.mark_dispatched()
     clock.advance(1)
     order.mark_acknowledged()
     order.mark_processed()
-    out.write("attempt 2 was acknowledged and processed\n\n")
+    out.write("Attempt 2 was acknowledged and processed.\n\n")
     _table(
         out,
         ("time (UTC)", "from", "to", "reason"),
@@ -98,8 +104,9 @@ def _envelope_story(out: TextIO) -> list[str]:
     try:
         order.mark_failed(reason="a late, duplicate error report")
     except InvalidTransitionError as exc:
-        out.write(f"\na late failure report is refused: {exc}\n")
-    out.write(f"\naudit: {order.to_audit_line()}\n")
+        out.write("\n")
+        _say(out, f"A late failure report is refused: {exc}")
+    out.write(f"\nThe audit line:\n{order.to_audit_line()}\n")
 
     _section(out, "   ...and out as a CloudEvents 1.0.2 HTTP request (binary mode)")
     headers, body = order.to_http()
@@ -108,13 +115,17 @@ def _envelope_story(out: TextIO) -> list[str]:
     out.write(f"\n  {body.decode()}\n")
     received = EventEnvelope.from_http(headers, body)
     same = received.payload == order.payload and received.event_id == order.event_id
-    out.write(f"\nthe receiver reads it back: id={received.event_id} ")
-    out.write(f"type={received.event_type} same payload={same}\n")
+    out.write("\n")
+    _say(
+        out,
+        f"The receiver reads it back: id={received.event_id} type={received.event_type} "
+        f"same payload={same}.",
+    )
     forged = {k: v for k, v in headers.items() if k != "ce-specversion"}
     try:
         EventEnvelope.from_http(forged, body)
     except CloudEventError as exc:
-        out.write(f"a request without ce-specversion is refused: {exc}\n")
+        _say(out, f"A request without ce-specversion is refused: {exc}")
     return [
         (
             "event_envelope: a late failure report could not reopen a processed order; the retry "
@@ -123,12 +134,12 @@ def _envelope_story(out: TextIO) -> list[str]:
     ]
 
 
-def _phone_to_erp(value: Any) -> Any:
-    return value.removeprefix("+") if isinstance(value, str) else value
+def _phone_to_erp(value: str) -> str:
+    return value.removeprefix("+")
 
 
-def _phone_to_crm(value: Any) -> Any:
-    return "+" + value if isinstance(value, str) else value
+def _phone_to_crm(value: str) -> str:
+    return "+" + value
 
 
 def _sync_story(out: TextIO) -> list[str]:
@@ -157,7 +168,7 @@ def _sync_story(out: TextIO) -> list[str]:
     crm = {
         "email": "grace@new.example",
         "full_name": "Grace Hopper",
-        "phone": "+15550111",
+        "phone": "+15550199",
         "credit_limit": 1000,
         "payment_terms": "NET30",
         "lead_score": 91,
@@ -177,8 +188,13 @@ def _sync_story(out: TextIO) -> list[str]:
         "credit_limit": 1000,
         "payment_terms": "NET30",
     }
-    out.write("authority: email=CRM, credit_limit=ERP, full_name and phone shared, ")
-    out.write("payment_terms manual, lead_score never synced\n\n")
+    _say(
+        out,
+        "Authority: the CRM owns email, the ERP owns credit_limit, both may edit full_name "
+        "and phone, payment_terms needs a person, lead_score is never synced. The ERP "
+        "stores phones without the leading '+', so the phone mapping converts both ways.",
+    )
+    out.write("\n")
     _table(
         out,
         ("field (CRM name)", "CRM", "ERP", "last synced"),
@@ -188,7 +204,7 @@ def _sync_story(out: TextIO) -> list[str]:
         ),
     )
     plan = boundary.plan(crm, erp, baseline, record_id="C-2")
-    out.write("\nthe plan:\n")
+    out.write("\nThe plan:\n")
     rows = [("ERP", name, value) for name, value in plan.updates_b.items()]
     rows += [("CRM", name, value) for name, value in plan.updates_a.items()]
     rows += [
@@ -203,14 +219,17 @@ def _sync_story(out: TextIO) -> list[str]:
     # sync wrote there: that echo must not travel back and revert the CRM.
     renamed = {**new_crm, "full_name": "Rear Admiral Grace Hopper"}
     echo = boundary.plan(renamed, new_erp, plan.new_baseline, record_id="C-2")
-    out.write(
-        f"\nafter applying it and storing the new baseline, planning again writes "
+    out.write("\n")
+    _say(
+        out,
+        "After applying it and storing the new baseline, planning again writes "
         f"{len(again.updates_a) + len(again.updates_b)} fields and keeps "
-        f"{len(again.conflicts)} item(s) in review\n"
+        f"{len(again.conflicts)} item(s) in review.",
     )
-    out.write(
-        "then the CRM renames the contact while the ERP's feed still echoes the old name: "
-        f"ERP gets {dict(echo.updates_b)}, CRM gets {dict(echo.updates_a) or 'nothing'}\n"
+    _say(
+        out,
+        "Then the CRM renames the contact while the ERP's feed still echoes the old name: "
+        f"the ERP gets {dict(echo.updates_b)}, the CRM gets {dict(echo.updates_a) or 'nothing'}.",
     )
     return [
         (
@@ -228,4 +247,4 @@ def run_demo(out: TextIO) -> None:
     prevented += _sync_story(out)
     _section(out, "What each pattern prevented")
     for line in prevented:
-        out.write(f"- {line}\n")
+        _say(out, line, bullet=True)

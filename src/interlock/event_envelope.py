@@ -43,7 +43,7 @@ Exceptions:
     ``UserWarning``) flags names the specification only discourages.
 
 Example:
-    >>> from datetime import datetime, timezone
+    >>> from datetime import datetime, timedelta, timezone
     >>> at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     >>> env = EventEnvelope(
     ...     "evt-1", "crm.contact.updated", "/crm", {"id": 7}, created_at=at, clock=lambda: at
@@ -65,19 +65,21 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import enum
-import json
 import math
 import random
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import datetime, timezone
-from functools import lru_cache
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = [
     "NO_DATA",
@@ -121,7 +123,8 @@ class InvalidTransitionError(EnvelopeError):
         self.event_id = event_id
         self.current = current
         self.target = target
-        allowed = ", ".join(s.value for s in _TRANSITIONS[current]) or "nothing (terminal)"
+        targets = _TRANSITIONS[current]
+        allowed = ", ".join(s.value for s in DeliveryStatus if s in targets) or "nothing (terminal)"
         super().__init__(
             f"event {event_id!r} cannot move from {current.value} to {target.value}; "
             f"{current.value} allows {allowed}"
@@ -145,9 +148,9 @@ class CloudEventError(EnvelopeError):
 class UnsupportedSpecVersionError(CloudEventError):
     """The event declares a CloudEvents ``specversion`` this reader does not implement."""
 
-    def __init__(self, specversion: object) -> None:
+    def __init__(self, specversion: object, *, where: str = "") -> None:
         self.specversion = specversion
-        super().__init__("specversion", f"only '1.0' is supported, got {specversion!r}")
+        super().__init__("specversion", f"{where}only '1.0' is supported, got {specversion!r}")
 
 
 class CloudEventWarning(UserWarning):
@@ -231,6 +234,10 @@ class Transition:
     reason: str = ""
 
 
+# Python 3.11+ reads any RFC 3339 date-time that passed _RFC3339 (Z, any fraction digits).
+_FROMISOFORMAT_READS_RFC3339 = sys.version_info >= (3, 11)
+_new_object = object.__new__
+_set_attribute = object.__setattr__  # how a frozen dataclass sets its own fields
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
     r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -259,16 +266,20 @@ class Timestamp:
     moment: datetime
 
     def __post_init__(self) -> None:
-        if type(self.text) is not str or _RFC3339.fullmatch(self.text) is None:
-            raise ValueError(f"text must be RFC 3339 date-time text, got {self.text!r}")
-        if not isinstance(self.moment, datetime) or self.moment.utcoffset() is None:
-            raise ValueError(f"moment must be an aware datetime, got {self.moment!r}")
+        try:
+            parsed = Timestamp.parse(self.text)
+        except CloudEventError as exc:
+            raise ValueError(f"text must be RFC 3339 date-time text: {exc.rule}") from None
+        if parsed.text != self.text:
+            raise ValueError(f"text must be canonical (upper-case T and Z): {parsed.text!r}")
+        if not isinstance(self.moment, datetime) or self.moment != parsed.moment:
+            raise ValueError(f"moment {self.moment!r} is not the instant {self.text!r} names")
 
     @classmethod
     def _trusted(cls, text: str, moment: datetime) -> Timestamp:
-        stamp = object.__new__(cls)
-        object.__setattr__(stamp, "text", text)
-        object.__setattr__(stamp, "moment", moment)
+        stamp = _new_object(cls)
+        _set_attribute(stamp, "text", text)
+        _set_attribute(stamp, "moment", moment)
         return stamp
 
     @property
@@ -305,21 +316,23 @@ class Timestamp:
             raise CloudEventError(attribute, f"{text!r} has a UTC offset out of range")
         else:
             iso_zone = zone
-        clock_text = text[11:19]
-        micro = fraction[:6].ljust(6, "0") if fraction else "000000"
-        leap = clock_text[6:] == "60"
-        if leap:
-            _check_leap_second(text, clock_text, zone, attribute)
-            clock_text, micro = clock_text[:6] + "59", "999999"
-        try:
-            moment = datetime.fromisoformat(f"{text[:10]}T{clock_text}.{micro}{iso_zone}")
-        except ValueError:
-            raise CloudEventError(
-                attribute, f"{text!r} names a date or time of day that does not exist"
-            ) from None
         if text[10] != "T" or zone != m.group(2):
-            frac_text = "." + fraction if fraction else ""
-            text = f"{text[:10]}T{text[11:19]}{frac_text}{zone}"
+            text = f"{text[:10]}T{text[11:19]}{'.' + fraction if fraction else ''}{zone}"
+        clock_text = text[11:19]
+        impossible = f"{text!r} names a date or time of day that does not exist"
+        if clock_text[:2] > "23":  # checked here: some Pythons read 24:00 as next midnight
+            raise CloudEventError(attribute, impossible)
+        if clock_text[6:] == "60":  # datetime has no leap second: use :59.999999
+            iso = f"{text[:17]}59.999999{iso_zone}"
+            _check_leap_second(text, iso, attribute)
+        elif _FROMISOFORMAT_READS_RFC3339:  # the text was validated above
+            iso = text
+        else:  # pragma: no cover - Python 3.10 only; CI runs the suite on 3.10 too
+            iso = f"{text[:19]}.{fraction[:6].ljust(6, '0') if fraction else '000000'}{iso_zone}"
+        try:
+            moment = datetime.fromisoformat(iso)
+        except ValueError:
+            raise CloudEventError(attribute, impossible) from None
         return cls._trusted(text, moment)
 
     @classmethod
@@ -349,13 +362,15 @@ class Timestamp:
         return self.text
 
 
-def _check_leap_second(text: str, clock_text: str, zone: str, attribute: str) -> None:
-    offset = (
-        0 if zone == "Z" else (int(zone[1:3]) * 60 + int(zone[4:6])) * (-1 if zone[0] == "-" else 1)
-    )
-    if (int(clock_text[:2]) * 60 + int(clock_text[3:5]) - offset) % 60 != 59:
+def _check_leap_second(text: str, iso_at_59: str, attribute: str) -> None:
+    """RFC 3339 5.7: a leap second is 23:59:60 UTC on the last day of a month."""
+    try:
+        utc = datetime.fromisoformat(iso_at_59).astimezone(timezone.utc)
+    except ValueError:
+        return  # an impossible date: the caller's fromisoformat reports it
+    if (utc.hour, utc.minute) != (23, 59) or (utc + timedelta(days=1)).day != 1:
         raise CloudEventError(
-            attribute, f"{text!r}: a leap second must fall on the last UTC minute"
+            attribute, f"{text!r}: a leap second is 23:59:60 UTC on the last day of a month"
         )
 
 
@@ -410,7 +425,8 @@ class RetryPolicy:
             raise TypeError(f"exponential must be a bool, got {self.exponential!r}")
         if not isinstance(self.jitter, Jitter):
             raise TypeError(f"jitter must be a Jitter, got {self.jitter!r}")
-        raise TypeError(f"rng must be a random.Random, got {self.rng!r}")
+        if self.rng is not None and not isinstance(self.rng, random.Random):
+            raise TypeError(f"rng must be a random.Random, got {self.rng!r}")
 
     def base_wait_seconds(self, attempt_number: int) -> float:
         """The un-jittered, capped wait before retry ``attempt_number`` (zero-based)."""
@@ -458,6 +474,7 @@ class RetryPolicy:
 
 
 _SECONDS_TYPES = (int, float)
+
 _SHARED_RNG = random.Random()  # noqa: S311 - jitter spreads load; it is not a secret
 
 
@@ -472,19 +489,38 @@ _CORE = frozenset(
 _EXTENSION_NAME = re.compile(r"[a-z0-9]+")
 _ENVELOPE_EXTENSIONS = frozenset({"correlationid", "schemaversion"})
 # 1.0.2 "String": no C0/C1 controls, no lone surrogates, no Unicode noncharacters.
-_FORBIDDEN_CHARS = re.compile(
+_FORBIDDEN_CHARS = (
     "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
     + "".join(f"{chr(p * 0x10000 + 0xFFFE)}{chr(p * 0x10000 + 0xFFFF)}" for p in range(17))
     + "]"
 )
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*")
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*"
+_URI_CHARS = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*"
 _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z\-]+"  # RFC 7230 token
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
-_MEDIA_TYPE = re.compile(
-    rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))*[ \t]*"
-)
+_MEDIA_TYPE = rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))*[ \t]*"
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+# Imports and patterns that only some calls need are loaded on first use, which keeps
+# `import interlock.event_envelope` cheap for code that only drives the lifecycle.
+@cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@lru_cache(maxsize=1)
+def _json() -> ModuleType:
+    import json  # noqa: PLC0415 - deferred: see above
+
+    return json
+
+
+@lru_cache(maxsize=1)
+def _base64() -> ModuleType:
+    import base64  # noqa: PLC0415 - deferred: see above
+
+    return base64
 
 
 def _kind(value: object) -> str:
@@ -519,7 +555,7 @@ def _check_string(attribute: str, value: object, *, allow_empty: bool = False) -
         raise CloudEventError(attribute, f"must be a String, got {_kind(value)}")
     if not value and not allow_empty:
         raise CloudEventError(attribute, "must be a non-empty String")
-    bad = _FORBIDDEN_CHARS.search(value)
+    bad = _regex(_FORBIDDEN_CHARS).search(value)
     if bad is not None:
         raise CloudEventError(
             attribute,
@@ -531,24 +567,34 @@ def _check_string(attribute: str, value: object, *, allow_empty: bool = False) -
 
 def _check_uri(attribute: str, value: object, *, absolute: bool) -> str:
     text = _check_string(attribute, value)
-    problem = _uri_problem(text, absolute)
+    problem = _absolute_uri_problem(text) if absolute else _uri_reference_problem(text)
     if problem is not None:
         raise CloudEventError(attribute, problem)
     return text
 
 
-@lru_cache(maxsize=1024)  # sources and schemas repeat across events
-def _uri_problem(text: str, absolute: bool) -> str | None:  # noqa: FBT001 - cached positional
-    if _URI_CHARS.fullmatch(text) is None or text.count("#") > 1:
+@lru_cache(maxsize=1024)  # sources repeat across events: check each one once
+def _uri_reference_problem(text: str) -> str | None:
+    """What makes ``text`` not an RFC 3986 URI-reference, or None."""
+    if _regex(_URI_CHARS).fullmatch(text) is None or text.count("#") > 1:
         return f"{text!r} is not RFC 3986 syntax"
     # A ':' before the first '/', '?' or '#' must end a scheme (RFC 3986 section 4.2).
     head = re.split(r"[/?#]", text, maxsplit=1)[0]
     scheme, colon, _rest = head.partition(":")
-    if colon and _SCHEME.fullmatch(scheme) is None:
+    if colon and _regex(_SCHEME).fullmatch(scheme) is None:
         return f"{text!r}: {scheme!r} is not a valid URI scheme"
-    if absolute and not colon:
+    return None
+
+
+@lru_cache(maxsize=256)
+def _absolute_uri_problem(text: str) -> str | None:
+    """What makes ``text`` not an RFC 3986 absolute URI (section 4.3), or None."""
+    problem = _uri_reference_problem(text)
+    if problem is not None:
+        return problem
+    if ":" not in re.split(r"[/?#]", text, maxsplit=1)[0]:
         return f"{text!r} must be an absolute URI with a scheme"
-    if absolute and "#" in text:
+    if "#" in text:
         return f"{text!r}: an absolute URI (RFC 3986 section 4.3) has no fragment"
     return None
 
@@ -562,7 +608,7 @@ def _check_media_type(attribute: str, value: object) -> str:
 
 @lru_cache(maxsize=256)
 def _is_media_type(text: str) -> bool:
-    return _MEDIA_TYPE.fullmatch(text) is not None
+    return _regex(_MEDIA_TYPE).fullmatch(text) is not None
 
 
 @lru_cache(maxsize=256)
@@ -631,21 +677,44 @@ def _decode_base64(value: object) -> bytes:
     if not isinstance(value, str):
         raise CloudEventError("data_base64", f"must be a Base64 String, got {_kind(value)}")
     try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
+        decoded: bytes = _base64().b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise CloudEventError("data_base64", "is not RFC 4648 Base64") from None
+    return decoded
 
 
 def _dumps(value: object, attribute: str) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text: str = _json().dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise CloudEventError(attribute, f"cannot be written as JSON: {exc}") from exc
+    return text
+
+
+def _utf8(text: str, attribute: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CloudEventError(
+            attribute,
+            "contains a lone surrogate, which UTF-8 (and so JSON on the wire) cannot carry",
+        ) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259)")
+
+
+@cache
+def _decoder() -> Any:
+    return _json().JSONDecoder(parse_constant=_reject_constant)
 
 
 def _loads(raw: str | bytes | bytearray, what: str) -> Any:
+    """Strict JSON: UTF-8 text (RFC 8259), no NaN or Infinity; errors are CloudEventError."""
     try:
-        return json.loads(raw)
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+        return _decoder().decode(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise CloudEventError(what, f"is not valid JSON: {exc}") from exc
 
@@ -655,9 +724,8 @@ def _loads(raw: str | bytes | bytearray, what: str) -> Any:
 # --------------------------------------------------------------------------------------
 
 _SAFE_HEADER_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
-_HEADER_NEEDS_ENCODING = re.compile(r"[^\x21\x23\x24\x26-\x7e]")
-_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PERCENT_RUN = r"(?:%[0-9A-Fa-f]{2})+"
+_BAD_PERCENT = r"%(?![0-9A-Fa-f]{2})"
 _CE_HEADER_PREFIX = "ce-"
 _STRUCTURED = "application/cloudevents"
 _JSON_FORMAT = "application/cloudevents+json"
@@ -665,8 +733,12 @@ _BATCH_FORMAT = "application/cloudevents-batch+json"
 
 
 def _percent_encode(value: str) -> str:
-    if _HEADER_NEEDS_ENCODING.search(value) is None:
-        return value
+    if (
+        value.isascii()
+        and value.isprintable()
+        and not ('"' in value or "%" in value or " " in value)
+    ):
+        return value  # fast path: nothing to encode
     out = []
     for ch in value:
         if ch in _SAFE_HEADER_CHARS:
@@ -702,7 +774,7 @@ def _percent_decode(name: str, value: str) -> str:
     value = _unquote_header(name, value)
     if "%" not in value:
         return value
-    if _BAD_PERCENT.search(value) is not None:
+    if _regex(_BAD_PERCENT).search(value) is not None:
         raise CloudEventError(name, "'%' must start a two-digit hexadecimal escape")
 
     def decode_run(m: re.Match[str]) -> str:
@@ -715,7 +787,7 @@ def _percent_decode(name: str, value: str) -> str:
                 name, f"percent-encoded bytes {run!r} are not valid UTF-8"
             ) from None
 
-    return _PERCENT_RUN.sub(decode_run, value)
+    return _regex(_PERCENT_RUN).sub(decode_run, value)
 
 
 def _header_items(headers: object) -> list[tuple[str, str]]:
@@ -762,6 +834,13 @@ _UNSET_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)  # identity-checked placeho
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _aware_now(clock: Callable[[], datetime]) -> datetime:
+    now = clock()
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise TypeError(f"clock must return an aware datetime, got {now!r}")
+    return now
 
 
 @dataclass
@@ -982,7 +1061,13 @@ class EventEnvelope:
     def _time_text(self) -> str:
         if self.time is not None:
             return self.time.text
-        return _format_datetime(self.created_at, "created_at")
+        moment = self.created_at
+        if moment.tzinfo is timezone.utc:  # fast path; _format_datetime explains the rest
+            return moment.isoformat()[:-6] + "Z"
+        try:
+            return _format_datetime(moment, "created_at")
+        except (TypeError, ValueError) as exc:
+            raise CloudEventError("time", str(exc)) from None
 
     def to_cloudevent(self) -> dict[str, Any]:
         """The event as a CloudEvents 1.0.2 structured-mode JSON object (a dict).
@@ -993,11 +1078,28 @@ class EventEnvelope:
         Raises:
             CloudEventError: an attribute breaks the specification (the error names it).
         """
+        event_id, event_type, source = self.event_id, self.event_type, self.source_system
+        correlation, version = self.correlation_id, self.schema_version
+        try:  # fast path: every common attribute is printable ASCII and the source is known
+            joined = "".join((event_id, event_type, source, correlation, version))
+            fast = (
+                joined.isascii() and joined.isprintable() and _uri_reference_problem(source) is None
+            )
+        except TypeError:  # a non-str attribute: the slow path names it
+            fast = False
+        if not (fast and event_id and event_type and source):
+            _check_string("id", event_id)
+            _check_string("type", event_type)
+            _check_uri("source", source, absolute=False)
+            if correlation:
+                _check_string("correlationid", correlation)
+            if version:
+                _check_string("schemaversion", version)
         ce: dict[str, Any] = {
             "specversion": _SPECVERSION,
-            "id": _check_string("id", self.event_id),
-            "source": _check_uri("source", self.source_system, absolute=False),
-            "type": _check_string("type", self.event_type),
+            "id": event_id,
+            "source": source,
+            "type": event_type,
         }
         if self.include_time:
             ce["time"] = self._time_text()
@@ -1008,10 +1110,10 @@ class EventEnvelope:
             ce["datacontenttype"] = _check_media_type("datacontenttype", dct)
         if self.data_schema is not None:
             ce["dataschema"] = _check_uri("dataschema", self.data_schema, absolute=True)
-        if self.correlation_id:
-            ce["correlationid"] = _check_string("correlationid", self.correlation_id)
-        if self.schema_version:
-            ce["schemaversion"] = _check_string("schemaversion", self.schema_version)
+        if correlation:
+            ce["correlationid"] = correlation
+        if version:
+            ce["schemaversion"] = version
         for name, value in self.extensions.items():
             _check_extension_name(name)
             ce[name] = _check_extension_value(name, value)
@@ -1019,8 +1121,8 @@ class EventEnvelope:
         if payload is NO_DATA:
             return ce
         if isinstance(payload, (bytes, bytearray, memoryview)):
-            ce["data_base64"] = base64.b64encode(payload).decode("ascii")
-        elif _is_json_media(dct) or isinstance(payload, str):
+            ce["data_base64"] = _base64().b64encode(payload).decode("ascii")
+        elif payload is None or isinstance(payload, str) or _is_json_media(dct):
             ce["data"] = payload
         else:
             raise CloudEventError(
@@ -1032,7 +1134,7 @@ class EventEnvelope:
 
     def to_json(self) -> bytes:
         """The event in the CloudEvents JSON format, as UTF-8 bytes."""
-        return _dumps(self.to_cloudevent(), "data").encode("utf-8")
+        return _utf8(_dumps(self.to_cloudevent(), "data"), "data")
 
     @classmethod
     def from_cloudevent(
@@ -1069,19 +1171,37 @@ class EventEnvelope:
     ) -> EventEnvelope:
         get = obj.get
         version = get("specversion")
-        if version is None:
-            raise CloudEventError("specversion", "is required")
         if version != _SPECVERSION:
+            if version is None:
+                raise CloudEventError("specversion", "is required")
             raise UnsupportedSpecVersionError(version)
-        event_id = get("id")
-        source = get("source")
-        event_type = get("type")
-        for required, value in (("id", event_id), ("source", source), ("type", event_type)):
-            if value is None:
-                raise CloudEventError(required, "is required")
-        event_id = _check_string("id", event_id)
-        source = _check_uri("source", source, absolute=False)
-        event_type = _check_string("type", event_type)
+        event_id, source, event_type = get("id"), get("source"), get("type")
+        correlation, schema_version = get("correlationid"), get("schemaversion")
+        try:  # fast path: the common attributes are printable ASCII and the source is known
+            parts: tuple[Any, ...] = (
+                event_id,
+                event_type,
+                source,
+                "" if correlation is None else correlation,
+                "" if schema_version is None else schema_version,
+            )
+            joined = "".join(parts)
+            fast = joined.isascii() and joined.isprintable()
+        except TypeError:  # a missing or non-string attribute: the slow path names it
+            fast = False
+        if not (
+            fast and event_id and event_type and source and _uri_reference_problem(source) is None
+        ):
+            for required, value in (("id", event_id), ("source", source), ("type", event_type)):
+                if value is None:
+                    raise CloudEventError(required, "is required")
+            _check_string("id", event_id)
+            _check_uri("source", source, absolute=False)
+            _check_string("type", event_type)
+            if correlation is not None:
+                _check_string("correlationid", correlation, allow_empty=True)
+            if schema_version is not None:
+                _check_string("schemaversion", schema_version, allow_empty=True)
         subject = get("subject")
         if subject is not None:
             _check_string("subject", subject)
@@ -1093,12 +1213,6 @@ class EventEnvelope:
             _check_uri("dataschema", schema, absolute=True)
         time_text = get("time")
         stamp = None if time_text is None else Timestamp.parse(time_text)
-        correlation = get("correlationid")
-        if correlation is not None:
-            _check_string("correlationid", correlation, allow_empty=True)
-        schema_version = get("schemaversion")
-        if schema_version is not None:
-            _check_string("schemaversion", schema_version, allow_empty=True)
         extensions = _read_extensions(obj)
         payload = _read_payload(obj, dct)
         if retry_policy is None:
@@ -1112,7 +1226,7 @@ class EventEnvelope:
             "payload": payload,
             "correlation_id": correlation or "",
             "schema_version": schema_version or "",
-            "created_at": stamp.moment if stamp is not None else clock(),
+            "created_at": stamp.moment if stamp is not None else _aware_now(clock),
             "status": DeliveryStatus.PENDING,
             "attempt_count": 0,
             "retry_policy": retry_policy,
@@ -1129,8 +1243,8 @@ class EventEnvelope:
         if cls is not EventEnvelope:  # a subclass may validate more in __post_init__
             return cls(**fields)
         # Every value was validated above; skip the constructor's second pass.
-        env = object.__new__(cls)
-        env.__dict__.update(fields)
+        env = _new_object(cls)
+        env.__dict__ = fields
         return env
 
     # ---- CloudEvents: HTTP binding ---------------------------------------------------
@@ -1155,13 +1269,21 @@ class EventEnvelope:
         elif "data" in ce:
             data = ce.pop("data")
             if _is_json_media(dct):
-                body = _dumps(data, "data").encode("utf-8")
+                if dct is not None and _charset(dct).lower() not in ("utf-8", "utf8"):
+                    raise CloudEventError(
+                        "datacontenttype", f"JSON is UTF-8 (RFC 8259); {dct!r} asks otherwise"
+                    )
+                body = _utf8(_dumps(data, "data"), "data")
                 if dct is None:
                     dct = "application/json"
+            elif data is None:
+                raise CloudEventError(
+                    "data", f"an explicit null cannot be carried in a {dct!r} body (binary mode)"
+                )
             else:  # a non-JSON media type with str data (checked by to_cloudevent)
                 try:
                     body = data.encode(_charset(dct))
-                except (LookupError, UnicodeError) as exc:
+                except (LookupError, ValueError) as exc:  # unknown codec, UnicodeError
                     raise CloudEventError("data", f"cannot be encoded as {dct!r}: {exc}") from None
         for name, value in ce.items():
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
@@ -1227,10 +1349,10 @@ class EventEnvelope:
             elif content_type is not None and _is_text_media(content_type):
                 try:
                     members["data"] = bytes(body).decode(_charset(content_type))
-                except (LookupError, UnicodeDecodeError) as exc:
+                except (LookupError, ValueError) as exc:  # unknown codec, UnicodeError
                     raise CloudEventError("data", f"body does not decode: {exc}") from None
             else:
-                members["data_base64"] = base64.b64encode(body).decode("ascii")
+                members["data_base64"] = _base64().b64encode(body).decode("ascii")
         return cls._from_members(members, retry_policy, clock)
 
 
@@ -1240,15 +1362,17 @@ _KNOWN_MEMBERS = _CORE | _ENVELOPE_MEMBERS | _ENVELOPE_EXTENSIONS
 
 def _read_extensions(obj: Mapping[str, Any]) -> dict[str, str | int | bool]:
     extensions: dict[str, str | int | bool] = {}
-    for name in obj.keys() - _KNOWN_MEMBERS:
-        value = obj[name]
-        if value is None:  # null means absent
+    if obj.keys() <= _KNOWN_MEMBERS:
+        return extensions
+    for name, value in obj.items():  # wire order, so a rewrite is byte-stable
+        if name in _KNOWN_MEMBERS:
             continue
         if not isinstance(name, str) or _EXTENSION_NAME.fullmatch(name) is None:
             raise CloudEventError(
                 str(name), "extension attribute names use only lower-case ASCII letters and digits"
             )
-        extensions[name] = _check_extension_value(name, value)
+        if value is not None:  # null means absent
+            extensions[name] = _check_extension_value(name, value)
     return extensions
 
 
@@ -1312,8 +1436,8 @@ def _batch_member(
         raise CloudEventError("event", f"batch event #{index}: must be a JSON object")
     try:
         return EventEnvelope.from_cloudevent(item, retry_policy=retry_policy, clock=clock)
-    except UnsupportedSpecVersionError:
-        raise
+    except UnsupportedSpecVersionError as exc:
+        raise UnsupportedSpecVersionError(exc.specversion, where=f"batch event #{index}: ") from exc
     except CloudEventError as exc:
         raise CloudEventError(exc.attribute, f"batch event #{index}: {exc.rule}") from exc
 
