@@ -67,8 +67,6 @@ from __future__ import annotations
 
 import binascii
 import enum
-import math
-import random
 import re
 import sys
 import warnings
@@ -76,10 +74,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any
 
+# typing and random load only for the type checker (and random when jitter needs it):
+# importing this module stays cheap. See docs/explanation/architecture.md.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import random
     from types import ModuleType
+    from typing import Any
 
 __all__ = [
     "NO_DATA",
@@ -238,7 +240,7 @@ class Transition:
 _FROMISOFORMAT_READS_RFC3339 = sys.version_info >= (3, 11)
 _new_object = object.__new__
 _set_attribute = object.__setattr__  # how a frozen dataclass sets its own fields
-_RFC3339 = re.compile(
+_RFC3339 = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
     r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -302,7 +304,7 @@ class Timestamp:
         """
         if type(text) is not str:
             raise CloudEventError(attribute, f"a Timestamp must be a string, not {_kind(text)}")
-        m = _RFC3339.fullmatch(text)
+        m = _regex(_RFC3339).fullmatch(text)
         if m is None:
             raise CloudEventError(
                 attribute,
@@ -409,10 +411,10 @@ class RetryPolicy:
             (m is None or (type(m) is int and m >= 1))
             and type(low) in _SECONDS_TYPES
             and type(high) in _SECONDS_TYPES
-            and 0 <= low <= high < math.inf
+            and 0 <= low <= high < _INFINITY
             and type(self.exponential) is bool
             and type(self.jitter) is Jitter
-            and (self.rng is None or isinstance(self.rng, random.Random))
+            and (self.rng is None or isinstance(self.rng, _random().Random))
         ):
             return
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
@@ -425,7 +427,7 @@ class RetryPolicy:
             raise TypeError(f"exponential must be a bool, got {self.exponential!r}")
         if not isinstance(self.jitter, Jitter):
             raise TypeError(f"jitter must be a Jitter, got {self.jitter!r}")
-        if self.rng is not None and not isinstance(self.rng, random.Random):
+        if self.rng is not None and not isinstance(self.rng, _random().Random):
             raise TypeError(f"rng must be a random.Random, got {self.rng!r}")
 
     def base_wait_seconds(self, attempt_number: int) -> float:
@@ -457,7 +459,7 @@ class RetryPolicy:
         jitter = self.jitter
         if jitter is Jitter.NONE:
             return delay
-        rng = self.rng if self.rng is not None else _SHARED_RNG
+        rng = self.rng if self.rng is not None else _shared_rng()
         if jitter is Jitter.FULL:
             return rng.uniform(0, delay)
         if jitter is Jitter.EQUAL:
@@ -475,7 +477,14 @@ class RetryPolicy:
 
 _SECONDS_TYPES = (int, float)
 
-_SHARED_RNG = random.Random()  # noqa: S311 - jitter spreads load; it is not a secret
+_INFINITY = float("inf")
+
+
+@cache
+def _shared_rng() -> random.Random:
+    """The random source for jitter when none is injected (not a secret, so not secrets)."""
+    rng: random.Random = _random().Random()
+    return rng
 
 
 # --------------------------------------------------------------------------------------
@@ -486,7 +495,7 @@ _SPECVERSION = "1.0"
 _CORE = frozenset(
     {"specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time"}
 )
-_EXTENSION_NAME = re.compile(r"[a-z0-9]+")
+_EXTENSION_NAME = r"[a-z0-9]+"
 _ENVELOPE_EXTENSIONS = frozenset({"correlationid", "schemaversion"})
 # 1.0.2 "String": no C0/C1 controls, no lone surrogates, no Unicode noncharacters.
 _FORBIDDEN_CHARS = (
@@ -502,21 +511,28 @@ _MEDIA_TYPE = rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*{_TCHARS}=(?:{_TCHARS}|{_QUO
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 
-# Imports and patterns that only some calls need are loaded on first use, which keeps
-# `import interlock.event_envelope` cheap for code that only drives the lifecycle.
+# Imports and regular expressions are loaded on first use, which keeps
+# `import interlock.event_envelope` cheap (see benchmarks/README.md, import-cost).
 @cache
 def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-@lru_cache(maxsize=1)
+@cache
 def _json() -> ModuleType:
     import json  # noqa: PLC0415 - deferred: see above
 
     return json
 
 
-@lru_cache(maxsize=1)
+@cache
+def _random() -> ModuleType:
+    import random  # noqa: PLC0415 - deferred: see above
+
+    return random
+
+
+@cache
 def _base64() -> ModuleType:
     import base64  # noqa: PLC0415 - deferred: see above
 
@@ -530,7 +546,8 @@ def _kind(value: object) -> str:
 def _check_seconds(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0:
+    # NaN is the only value unequal to itself; math.isfinite would cost an import.
+    if value != value or value in (_INFINITY, -_INFINITY) or value < 0:  # noqa: PLR0124
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
@@ -642,7 +659,7 @@ def _charset(media_type: str) -> str:
 
 
 def _check_extension_name(name: object) -> None:
-    if not isinstance(name, str) or _EXTENSION_NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or _regex(_EXTENSION_NAME).fullmatch(name) is None:
         raise CloudEventError(
             str(name), "extension attribute names use only lower-case ASCII letters and digits"
         )
@@ -1367,7 +1384,7 @@ def _read_extensions(obj: Mapping[str, Any]) -> dict[str, str | int | bool]:
     for name, value in obj.items():  # wire order, so a rewrite is byte-stable
         if name in _KNOWN_MEMBERS:
             continue
-        if not isinstance(name, str) or _EXTENSION_NAME.fullmatch(name) is None:
+        if not isinstance(name, str) or _regex(_EXTENSION_NAME).fullmatch(name) is None:
             raise CloudEventError(
                 str(name), "extension attribute names use only lower-case ASCII letters and digits"
             )
