@@ -300,6 +300,13 @@ class TestRetrySchedule:
         assert len(draws) > 40
         assert all(d <= 8 for d in draws)
 
+    def test_jitter_without_an_injected_rng_uses_a_shared_source(self) -> None:
+        """Without rng=, jitter still draws (from one shared generator) within its bounds."""
+        policy = RetryPolicy(backoff_seconds=4, max_backoff_seconds=4, jitter=Jitter.FULL)
+        draws = {policy.wait_seconds_for_attempt(0) for _ in range(20)}
+        assert len(draws) > 1
+        assert all(0 <= d <= 4 for d in draws)
+
     def test_injected_rng_makes_jitter_reproducible(self) -> None:
         """The same seed gives the same jittered schedule."""
 

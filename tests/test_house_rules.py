@@ -121,10 +121,8 @@ def test_module_header_and_docstring_follow_the_house_layout(module: str) -> Non
     assert "from __future__ import annotations" in source
 
 
-@pytest.mark.parametrize("module", PATTERN_MODULES)
-def test_importing_a_module_does_not_import_asyncio(module: str) -> None:
-    """Importing a sync-first module leaves asyncio unloaded (import cost stays small)."""
-    code = f"import sys, interlock.{module}; print('asyncio' in sys.modules)"
+def _fresh_python(code: str) -> str:
+    """Run code in a fresh interpreter that imports this checkout's src/; return stdout."""
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -132,22 +130,20 @@ def test_importing_a_module_does_not_import_asyncio(module: str) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         check=True,
     )
-    assert proc.stdout.strip() == "False"
+    return proc.stdout.strip()
+
+
+@pytest.mark.parametrize("module", PATTERN_MODULES)
+def test_importing_a_module_does_not_import_asyncio(module: str) -> None:
+    """Importing a sync-first module leaves asyncio unloaded, so imports stay cheap."""
+    code = f"import sys, interlock.{module}; print('asyncio' in sys.modules)"
+    assert _fresh_python(code) == "False"
 
 
 def test_importing_the_package_imports_no_pattern_module() -> None:
     """`import interlock` loads only the package itself, never a pattern module."""
-    code = (
-        "import sys, interlock; print(sorted(m for m in sys.modules if m.startswith('interlock')))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        check=True,
-    )
-    assert proc.stdout.strip() == "['interlock']"
+    code = "import sys, interlock; print(sorted(m for m in sys.modules if 'interlock' in m))"
+    assert _fresh_python(code) == "['interlock']"
 
 
 def test_package_docstring_lists_every_pattern_module() -> None:
