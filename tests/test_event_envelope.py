@@ -396,14 +396,17 @@ class TestEnvelopeValidation:
     @pytest.mark.parametrize(
         ("overrides", "error", "needle"),
         [
-            ({"event_id": ""}, ValueError, "event_id"),
-            ({"event_id": 5}, ValueError, "event_id"),
-            ({"event_type": ""}, ValueError, "event_type"),
-            ({"source_system": None}, ValueError, "source_system"),
+            ({"event_id": 5}, TypeError, "event_id"),
+            ({"event_type": b"t"}, TypeError, "event_type"),
+            ({"source_system": None}, TypeError, "source_system"),
             ({"correlation_id": None}, TypeError, "correlation_id"),
             ({"schema_version": 1}, TypeError, "schema_version"),
-            ({"created_at": datetime(2026, 1, 1)}, ValueError, "created_at"),
-            ({"created_at": "2026-01-01"}, ValueError, "created_at"),
+            ({"created_at": "2026-01-01"}, TypeError, "created_at"),
+            (
+                {"created_at": T0, "time": Timestamp.parse("2020-01-01T00:00:00Z")},
+                ValueError,
+                "disagree",
+            ),
             ({"status": "pending"}, TypeError, "status"),
             ({"attempt_count": -1}, ValueError, "attempt_count"),
             ({"attempt_count": True}, ValueError, "attempt_count"),
@@ -451,6 +454,24 @@ class TestEnvelopeValidation:
         env = make(status=S.RETRYING, attempt_count=3)
         assert env.next_retry_wait_seconds() == 120
         assert make(status=S.RETRYING, attempt_count=0).next_retry_wait_seconds() == 30
+
+    def test_seed_era_values_are_accepted_until_written_as_a_cloudevent(self) -> None:
+        """An empty id or a naive created_at work as in the seed; to_cloudevent names the rule."""
+        naive = make(created_at=datetime(2026, 1, 1))
+        naive.mark_dispatched()
+        assert "created=2026-01-01T00:00:00" in naive.to_audit_line()
+        with pytest.raises(CloudEventError, match="UTC offset") as info:
+            naive.to_cloudevent()
+        assert info.value.attribute == "time"
+        empty = make(event_id="")
+        with pytest.raises(CloudEventError) as info:
+            empty.to_cloudevent()
+        assert info.value.attribute == "id"
+
+    def test_time_without_created_at_sets_created_at(self) -> None:
+        """Given only a Timestamp, created_at is its instant (the two never disagree)."""
+        stamp = Timestamp.parse("2020-01-01T00:00:00.5Z")
+        assert make(time=stamp).created_at == stamp.moment
 
     def test_created_at_defaults_to_the_injected_clock(self) -> None:
         """Without created_at, the envelope asks its clock."""
@@ -573,6 +594,22 @@ class TestTransitions:
         )
         with pytest.raises(dataclasses.FrozenInstanceError):
             env.history[0].reason = "rewritten"  # type: ignore[misc]
+
+    def test_an_exhausted_failure_can_dead_letter_directly(self) -> None:
+        """mark_failed(dead_letter=True) ends an exhausted event DEAD_LETTERED, not FAILED."""
+        env = make(retry_policy=RetryPolicy(max_attempts=1))
+        env.mark_dispatched()
+        env.mark_failed(reason="HTTP 500", dead_letter=True)
+        assert env.status is S.DEAD_LETTERED
+        assert env.dead_letter_reason == "HTTP 500"
+        quiet = make(retry_policy=RetryPolicy(max_attempts=1))
+        quiet.mark_dispatched()
+        quiet.mark_failed(dead_letter=True)
+        assert quiet.dead_letter_reason == "retry budget exhausted"
+        spare = make()
+        spare.mark_dispatched()
+        spare.mark_failed(dead_letter=True)  # budget left: an ordinary retry
+        assert spare.status is S.RETRYING
 
     def test_dead_lettering_is_terminal_and_keeps_its_reason(self) -> None:
         """mark_dead_lettered is an explicit terminal outcome with a required reason."""
@@ -719,6 +756,11 @@ class TestTimestamp:
                 Timestamp.parse(text)
         with pytest.raises(CloudEventError, match="does not exist"):
             Timestamp.parse("2019-02-29T23:59:60Z")
+        # At the edge of datetime's range: no OverflowError, only the module's own error.
+        assert Timestamp.parse("9999-12-31T23:59:60Z").moment.year == 9999
+        for text in ("9999-12-31T22:59:60-01:00", "0001-01-01T00:59:60+01:00"):
+            with pytest.raises(CloudEventError):
+                Timestamp.parse(text)
 
     @pytest.mark.parametrize(
         "text",
@@ -1373,6 +1415,13 @@ class TestHttpBinding:
         with pytest.raises(CloudEventError, match="surrogate"):
             env.to_http()
 
+    def test_bytes_declared_as_json_must_be_json_in_binary_mode(self) -> None:
+        """Raw bytes sent as application/json must parse, since a reader will parse them."""
+        with pytest.raises(CloudEventError, match="JSON text"):
+            make(payload=b"\x00\x01", data_content_type="application/json").to_http()
+        headers, body = make(payload=b'{"a": 1}', data_content_type="application/json").to_http()
+        assert EventEnvelope.from_http(headers, body).payload == {"a": 1}
+
     def test_json_with_a_non_utf8_charset_is_refused_on_write(self) -> None:
         """A JSON datacontenttype asking for latin-1 cannot be honoured (JSON is UTF-8)."""
         env = make(data_content_type="application/json; charset=latin-1")
@@ -1491,7 +1540,7 @@ class TestWriting:
             ({"extensions": {"Bad": "x"}}, "Bad"),
             ({"extensions": {"data": "x"}}, "data"),
             ({"extensions": {"id": "x"}}, "id"),
-            ({"extensions": {"correlationid": "x"}}, "correlationid"),
+            ({"correlation_id": "c", "extensions": {"correlationid": "x"}}, "correlationid"),
             ({"extensions": {"big": 2**31}}, "big"),
             ({"extensions": {"none": None}}, "none"),
             ({"data_content_type": "text/plain", "payload": {"a": 1}}, "data"),
@@ -1553,8 +1602,9 @@ class TestReading:
             ({**BASE, "subject": 3}, "subject"),
             ({**BASE, "datacontenttype": "nonsense"}, "datacontenttype"),
             ({**BASE, "time": "yesterday"}, "time"),
-            ({**BASE, "correlationid": 5}, "correlationid"),
+            ({**BASE, "correlationid": {"a": 1}}, "correlationid"),
             ({**BASE, "schemaversion": ["1"]}, "schemaversion"),
+            ({**BASE, "schemaversion": 2**31}, "schemaversion"),
             ({**BASE, "Ext": "x"}, "Ext"),
             ({**BASE, "ext": 2**40}, "ext"),
             ({**BASE, "data_base64": 5}, "data_base64"),
@@ -1599,6 +1649,15 @@ class TestReading:
         with pytest.raises(CloudEventError) as info:
             EventEnvelope.from_cloudevent({**BASE, "Bad-Name": None})
         assert info.value.attribute == "Bad-Name"
+
+    @pytest.mark.parametrize("value", ["", 5, True])
+    def test_envelope_extensions_of_other_types_round_trip(self, value: object) -> None:
+        """correlationid/schemaversion that are not non-empty Strings stay extensions, exactly."""
+        for name in ("correlationid", "schemaversion"):
+            event = {**BASE, name: value}
+            env = EventEnvelope.from_cloudevent(event)
+            assert env.extensions == {name: value}
+            assert env.to_cloudevent() == event
 
     def test_extension_order_is_kept(self) -> None:
         """Extensions are written back in the order they were read, so rewrites are stable."""

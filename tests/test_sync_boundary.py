@@ -487,11 +487,28 @@ def test_system_a_override_reviews_two_sided_edits() -> None:
     assert [c.reason for c in plan.conflicts] == [ConflictReason.B_OVERRIDE]
 
 
-def test_system_a_override_without_baseline_lets_a_win() -> None:
-    """With the override flag but no baseline, a B edit cannot be told apart: A wins."""
+def test_system_a_override_without_baseline_sends_a_differing_b_value_to_review() -> None:
+    """With the override flag but no baseline, B's differing value may be an edit: review."""
     boundary = _one_field(A, allow_system_b_override=True)
     plan = boundary.plan({"f": "a"}, {"f": "b"})
-    assert dict(plan.updates_b) == {"f": "a"}
+    assert plan.updates_b == {}
+    assert [c.reason for c in plan.conflicts] == [ConflictReason.B_OVERRIDE]
+    assert plan.conflicts[0].baseline_known is False
+    filled = boundary.plan({"f": "a"}, {})  # a field missing from B is not an edit
+    assert dict(filled.updates_b) == {"f": "a"}
+    assert filled.conflicts == ()
+
+
+def test_nan_values_converge() -> None:
+    """Two NaNs are the same value: equal NaNs plan nothing, and a re-plan is empty."""
+    nan = float("nan")
+    boundary = _one_field(A)
+    plan = boundary.plan({"f": nan}, {"f": float("nan")}, {"f": nan})
+    assert plan.is_empty
+    first = boundary.plan({"f": nan}, {"f": 1.0}, {"f": 1.0})
+    again = boundary.plan(*first.apply({"f": nan}, {"f": 1.0}), first.new_baseline)
+    assert again.is_empty
+    assert boundary.detect_conflict("f", nan, float("nan"), "r") is None
 
 
 def test_system_b_field_copies_b_to_a() -> None:

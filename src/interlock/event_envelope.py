@@ -368,9 +368,17 @@ def _check_leap_second(text: str, iso_at_59: str, attribute: str) -> None:
     """RFC 3339 5.7: a leap second is 23:59:60 UTC on the last day of a month."""
     try:
         utc = datetime.fromisoformat(iso_at_59).astimezone(timezone.utc)
+        last_day = (utc + timedelta(days=1)).day == 1
     except ValueError:
         return  # an impossible date: the caller's fromisoformat reports it
-    if (utc.hour, utc.minute) != (23, 59) or (utc + timedelta(days=1)).day != 1:
+    except OverflowError:  # at the edge of datetime's range: 9999-12-31 is a last day
+        last_day = True
+        utc = datetime.fromisoformat(iso_at_59)
+        if utc.utcoffset():
+            raise CloudEventError(
+                attribute, f"{text!r}: the instant falls outside the years 1 to 9999"
+            ) from None
+    if (utc.hour, utc.minute) != (23, 59) or not last_day:
         raise CloudEventError(
             attribute, f"{text!r}: a leap second is 23:59:60 UTC on the last day of a month"
         )
@@ -665,7 +673,7 @@ def _check_extension_name(name: object) -> None:
         )
     if name == "data":
         raise CloudEventError(name, "'data' is reserved for the event payload")
-    if name in _CORE or name in _ENVELOPE_EXTENSIONS:
+    if name in _CORE:
         raise CloudEventError(name, "an extension cannot reuse a context attribute's name")
     if len(name) > 20 or name[0].isdigit():
         warnings.warn(
@@ -922,21 +930,25 @@ class EventEnvelope:
 
     def __post_init__(self) -> None:
         if self.created_at is _UNSET_TIME:
-            if not callable(self.clock):
+            if isinstance(self.time, Timestamp):
+                self.created_at = self.time.moment
+            elif not callable(self.clock):
                 raise TypeError(f"clock must be callable, got {self.clock!r}")
-            self.created_at = self.clock()
+            else:
+                self.created_at = self.clock()
+        elif isinstance(self.time, Timestamp) and self.time.moment != self.created_at:
+            raise ValueError(
+                f"time={self.time.text!r} and created_at={self.created_at!r} disagree; "
+                "give one, or the same instant"
+            )
         # Fast path: one expression for the common, valid case; the slow path explains.
         if not (
             type(self.event_id) is str
             and type(self.event_type) is str
             and type(self.source_system) is str
-            and self.event_id
-            and self.event_type
-            and self.source_system
             and type(self.correlation_id) is str
             and type(self.schema_version) is str
             and type(self.created_at) is datetime
-            and self.created_at.tzinfo is not None
             and type(self.status) is DeliveryStatus
             and type(self.attempt_count) is int
             and self.attempt_count >= 0
@@ -950,16 +962,11 @@ class EventEnvelope:
             self._explain_invalid()
 
     def _explain_invalid(self) -> None:
-        for name in ("event_id", "event_type", "source_system"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
-        for name in ("correlation_id", "schema_version"):
+        for name in ("event_id", "event_type", "source_system", "correlation_id", "schema_version"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a str, got {getattr(self, name)!r}")
-        created = self.created_at
-        if not isinstance(created, datetime) or created.utcoffset() is None:
-            raise ValueError(f"created_at must be a timezone-aware datetime, got {created!r}")
+        if not isinstance(self.created_at, datetime):
+            raise TypeError(f"created_at must be a datetime, got {self.created_at!r}")
         if not isinstance(self.status, DeliveryStatus):
             raise TypeError(f"status must be a DeliveryStatus, got {self.status!r}")
         count = self.attempt_count
@@ -1001,14 +1008,20 @@ class EventEnvelope:
         """Record that processing completed (terminal)."""
         self._move(DeliveryStatus.PROCESSED)
 
-    def mark_failed(self, reason: str = "") -> None:
+    def mark_failed(self, reason: str = "", *, dead_letter: bool = False) -> None:
         """Record a failed attempt: RETRYING while the budget lasts, else FAILED (terminal).
 
-        The wait before the next attempt is fixed here (so jitter is drawn once).
+        With ``dead_letter=True`` an exhausted event becomes DEAD_LETTERED (terminal, with
+        ``reason``) instead of FAILED, for callers that route exhausted events to a
+        dead-letter destination. The wait before the next attempt is fixed here (so jitter
+        is drawn once).
         """
         policy = self.retry_policy
         if policy.is_exhausted(self.attempt_count):
-            self._move(DeliveryStatus.FAILED, reason)
+            if dead_letter:
+                self.mark_dead_lettered(reason or "retry budget exhausted")
+            else:
+                self._move(DeliveryStatus.FAILED, reason)
             return
         self._move(DeliveryStatus.RETRYING, reason)
         retry_number = max(self.attempt_count - 1, 0)
@@ -1084,7 +1097,9 @@ class EventEnvelope:
         try:
             return _format_datetime(moment, "created_at")
         except (TypeError, ValueError) as exc:
-            raise CloudEventError("time", str(exc)) from None
+            raise CloudEventError(
+                "time", f"{exc} (a CloudEvents time needs a UTC offset)"
+            ) from None
 
     def to_cloudevent(self) -> dict[str, Any]:
         """The event as a CloudEvents 1.0.2 structured-mode JSON object (a dict).
@@ -1133,6 +1148,8 @@ class EventEnvelope:
             ce["schemaversion"] = version
         for name, value in self.extensions.items():
             _check_extension_name(name)
+            if name in ce:
+                raise CloudEventError(name, "set both by its envelope field and in extensions")
             ce[name] = _check_extension_value(name, value)
         payload = self.payload
         if payload is NO_DATA:
@@ -1194,31 +1211,7 @@ class EventEnvelope:
             raise UnsupportedSpecVersionError(version)
         event_id, source, event_type = get("id"), get("source"), get("type")
         correlation, schema_version = get("correlationid"), get("schemaversion")
-        try:  # fast path: the common attributes are printable ASCII and the source is known
-            parts: tuple[Any, ...] = (
-                event_id,
-                event_type,
-                source,
-                "" if correlation is None else correlation,
-                "" if schema_version is None else schema_version,
-            )
-            joined = "".join(parts)
-            fast = joined.isascii() and joined.isprintable()
-        except TypeError:  # a missing or non-string attribute: the slow path names it
-            fast = False
-        if not (
-            fast and event_id and event_type and source and _uri_reference_problem(source) is None
-        ):
-            for required, value in (("id", event_id), ("source", source), ("type", event_type)):
-                if value is None:
-                    raise CloudEventError(required, "is required")
-            _check_string("id", event_id)
-            _check_uri("source", source, absolute=False)
-            _check_string("type", event_type)
-            if correlation is not None:
-                _check_string("correlationid", correlation, allow_empty=True)
-            if schema_version is not None:
-                _check_string("schemaversion", schema_version, allow_empty=True)
+        _check_required(event_id, source, event_type, correlation, schema_version)
         subject = get("subject")
         if subject is not None:
             _check_string("subject", subject)
@@ -1231,6 +1224,14 @@ class EventEnvelope:
         time_text = get("time")
         stamp = None if time_text is None else Timestamp.parse(time_text)
         extensions = _read_extensions(obj)
+        # A non-empty String maps onto its envelope field; any other legal value (an
+        # empty String, an Integer, a Boolean) stays an extension, so it round-trips.
+        if correlation is not None and not (type(correlation) is str and correlation):
+            extensions["correlationid"] = correlation
+            correlation = None
+        if schema_version is not None and not (type(schema_version) is str and schema_version):
+            extensions["schemaversion"] = schema_version
+            schema_version = None
         payload = _read_payload(obj, dct)
         if retry_policy is None:
             retry_policy = RetryPolicy()
@@ -1283,6 +1284,13 @@ class EventEnvelope:
         if "data_base64" in ce:
             body = bytes(self.payload)
             del ce["data_base64"]
+            if dct is not None and _is_json_media(dct):
+                try:  # a binary-mode reader parses a JSON body: the bytes must be JSON text
+                    _loads(body, "data")
+                except CloudEventError:
+                    raise CloudEventError(
+                        "data", f"bytes sent as {dct!r} in binary mode must be UTF-8 JSON text"
+                    ) from None
         elif "data" in ce:
             data = ce.pop("data")
             if _is_json_media(dct):
@@ -1375,6 +1383,36 @@ class EventEnvelope:
 
 _ENVELOPE_MEMBERS = frozenset({"data", "data_base64"})
 _KNOWN_MEMBERS = _CORE | _ENVELOPE_MEMBERS | _ENVELOPE_EXTENSIONS
+
+
+def _check_required(
+    event_id: object, source: object, event_type: object, correlation: object, version: object
+) -> None:
+    """Validate id, source, type and the two envelope extensions of an event being read."""
+    try:  # fast path: the common attributes are printable ASCII and the source is known
+        parts: tuple[Any, ...] = (
+            event_id,
+            event_type,
+            source,
+            "" if correlation is None else correlation,
+            "" if version is None else version,
+        )
+        joined = "".join(parts)
+        fast = joined.isascii() and joined.isprintable()
+    except TypeError:  # a missing or non-string attribute: the slow path names it
+        fast = False
+    if fast and event_id and event_type and source and _uri_reference_problem(source) is None:
+        return
+    for required, value in (("id", event_id), ("source", source), ("type", event_type)):
+        if value is None:
+            raise CloudEventError(required, "is required")
+    _check_string("id", event_id)
+    _check_uri("source", source, absolute=False)
+    _check_string("type", event_type)
+    if correlation is not None:
+        _check_extension_value("correlationid", correlation)
+    if version is not None:
+        _check_extension_value("schemaversion", version)
 
 
 def _read_extensions(obj: Mapping[str, Any]) -> dict[str, str | int | bool]:

@@ -498,6 +498,31 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _same(left: Any, right: Any) -> bool:
+    """Value equality in which two NaNs are the same value, so that plans converge."""
+    if left is right or left == right:
+        return True
+    # NaN is the only float unequal to itself.
+    return (
+        isinstance(left, float)
+        and isinstance(right, float)
+        and left != left  # noqa: PLR0124
+        and right != right  # noqa: PLR0124
+    )
+
+
+def _edited(value: Any, base: Any) -> bool:
+    """Whether a non-authoritative side may have edited the field since the baseline.
+
+    With a baseline, any departure from it is an edit. Without one, a value that differs
+    from the authoritative side's might be an edit (so it is never dropped silently);
+    a missing field is not.
+    """
+    if base is ABSENT:
+        return value is not ABSENT
+    return not _same(value, base)
+
+
 def _last_writer(
     modified_a: datetime | None, modified_b: datetime | None
 ) -> RecordAuthority | None:
@@ -910,10 +935,10 @@ class SyncBoundary:
         """
         if not self.is_synced(field_name):
             return None
-        if value_a == value_b:
+        if _same(value_a, value_b):
             return None
         known = last_sync_value is not ABSENT
-        if known and last_sync_value in (value_a, value_b):
+        if known and (_same(last_sync_value, value_a) or _same(last_sync_value, value_b)):
             return None
         return SyncConflict(
             field_name,
@@ -1042,9 +1067,9 @@ class SyncBoundary:
                 if known:
                     baseline[name] = base
                 continue
-            if value != value_a:
+            if not _same(value, value_a):
                 updates_a[name] = value
-            if value != value_b:
+            if not _same(value, value_b):
                 updates_b[route.b_name] = _transform(
                     route.to_b, value, field=name, direction="to_b"
                 )
@@ -1069,25 +1094,25 @@ class SyncBoundary:
         stamp_b: datetime | None,
     ) -> tuple[Any, ConflictReason | None]:
         """Return ``(value both sides should hold, None)`` or ``(None, review reason)``."""
-        if value_a == value_b:
+        if _same(value_a, value_b):
             return value_a, None
         known = base is not ABSENT
         authority = route.authority
         if authority is RecordAuthority.MANUAL:
             return None, ConflictReason.MANUAL_AUTHORITY
         if authority is RecordAuthority.SYSTEM_A:
-            if self.allow_system_b_override and known and value_b != base:
+            if self.allow_system_b_override and _edited(value_b, base):
                 return None, ConflictReason.B_OVERRIDE
             return value_a, None
         if authority is RecordAuthority.SYSTEM_B:
-            if self.allow_system_a_override and known and value_a != base:
+            if self.allow_system_a_override and _edited(value_a, base):
                 return None, ConflictReason.A_OVERRIDE
             return value_b, None
         # SHARED: three-way against the baseline.
         if known:
-            if value_a == base:
+            if _same(value_a, base):
                 return value_b, None
-            if value_b == base:
+            if _same(value_b, base):
                 return value_a, None
         elif value_a is ABSENT:
             return value_b, None
