@@ -50,7 +50,7 @@ def test_the_docs_tree_is_complete() -> None:
     docs = ROOT / "docs"
     for folder in ("tutorial", "how-to", "reference", "explanation", "adr"):
         assert any((docs / folder).glob("*.md")), folder
-    for module in ("event_envelope", "sync_boundary"):
+    for module in ("event_envelope", "sync_boundary", "cdc_event"):
         assert (docs / "reference" / f"{module}.md").is_file()
         explanation = (docs / "explanation" / f"{module}.md").read_text(encoding="utf-8")
         head = explanation[:1500].lower()

@@ -10,6 +10,8 @@ Modules available today:
   a retry policy, and a CloudEvents 1.0.2 codec (JSON format, JSON batch, HTTP binding).
 - ``interlock.sync_boundary``: field-level authority between two systems of record,
   conflict detection and three-way sync plans.
+- ``interlock.cdc_event``: Debezium change events read into immutable values: tombstones,
+  truncates, messages and transaction markers; deterministic ids; stream positions.
 
 Each module is a single file that imports only the standard library, so it can also be
 copied alone into a codebase that cannot take dependencies.
