@@ -286,6 +286,19 @@ def at_most(result: PathResult, key: str, limit: float) -> Verdict:
     return Verdict(status, f"{text}: {ratio:.3f}x{quartiles(ratios)}")
 
 
+def at_most_of(result: PathResult, key: str, rival: str, limit: float) -> Verdict:
+    """PASS when ``key`` takes at most ``limit`` times ``rival``'s time (per-round ratios)."""
+    rival_outcome = result.outcomes[rival]
+    text = f"{key} <= {limit:.2f}x the time of {rival_outcome.name}"
+    ratios = result.ratios(key, rival)
+    if not ratios:
+        why = rival_outcome.status if rival_outcome.status != "ok" else "not measured"
+        return Verdict("SKIP", f"{text}: {why}")
+    ratio = statistics.median(ratios)
+    status = "PASS" if ratio <= limit else "FAIL"
+    return Verdict(status, f"{text}: {ratio:.2f}x{quartiles(ratios)}")
+
+
 def faster_than(result: PathResult, key: str, rival: str) -> Verdict:
     """PASS when ``key`` takes less time than ``rival`` (median of per-round ratios)."""
     rival_outcome = result.outcomes[rival]
@@ -721,7 +734,83 @@ def http_binary_roundtrip() -> HotPath:
 
 
 # --------------------------------------------------------------------------------------
-# Hot path 4: import cost in a fresh interpreter
+# Hot path 4: parse a Debezium change event
+# --------------------------------------------------------------------------------------
+
+PG_UPDATE = {
+    "before": {"id": 1004, "first_name": "Anne", "last_name": "Kretchmar", "email": "ak@x.org"},
+    "after": {
+        "id": 1004,
+        "first_name": "Anne Marie",
+        "last_name": "Kretchmar",
+        "email": "annek@noanswer.org",
+    },
+    "source": {
+        "version": "2.7.0.Final",
+        "connector": "postgresql",
+        "name": "PostgreSQL_server",
+        "ts_ms": 1559033904863,
+        "snapshot": "false",
+        "db": "postgres",
+        "sequence": '["24023040","24023128"]',
+        "schema": "public",
+        "table": "customers",
+        "txId": 556,
+        "lsn": 24023128,
+        "xmin": None,
+    },
+    "op": "u",
+    "ts_ms": 1465584025523,
+    "ts_us": 1465584025523514,
+    "ts_ns": 1465584025523514964,
+}
+
+
+def cdc_parse() -> HotPath:
+    raw = json.dumps(PG_UPDATE).encode("utf-8")
+
+    def floor() -> Call:
+        return lambda: json.loads(raw)
+
+    def interlock() -> Call:
+        from interlock.cdc_event import CDCEvent
+
+        return lambda: CDCEvent.from_debezium(raw)
+
+    def iap() -> Call:
+        cdc_event = peer("integration_automation_patterns.cdc_event").CDCEvent
+        return lambda: cdc_event.from_debezium(json.loads(raw))
+
+    def goals(result: PathResult) -> list[Verdict]:
+        return [at_most(result, "interlock", 1.5), at_most_of(result, "interlock", "iap", 0.5)]
+
+    return HotPath(
+        name="cdc-parse",
+        summary=f"read a {len(raw)}-byte Debezium PostgreSQL update (JSON bytes) into an event",
+        contenders=(
+            Contender("floor", "floor", "json.loads(raw)", floor),
+            Contender(
+                "interlock",
+                "interlock",
+                "CDCEvent.from_debezium(raw)",
+                interlock,
+                check=lambda event: event.after == PG_UPDATE["after"],
+            ),
+            Contender(
+                "iap",
+                IAP,
+                "json.loads + CDCEvent.from_debezium(dict)",
+                iap,
+                requires="integration_automation_patterns",
+                check=lambda event: event.after == PG_UPDATE["after"],
+            ),
+        ),
+        goals=goals,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Hot path 5: import cost in a fresh interpreter
 # --------------------------------------------------------------------------------------
 
 _IMPORT_LINE = re.compile(r"import time:\s*\d+\s*\|\s*(\d+)\s*\| (\S.*)$")
@@ -894,6 +983,7 @@ HOT_PATHS: tuple[Callable[[], HotPath], ...] = (
     envelope_create_to_json,
     cloudevent_parse_1kb,
     http_binary_roundtrip,
+    cdc_parse,
     import_cost,
 )
 NAMES = tuple(f.__name__.replace("_", "-") for f in HOT_PATHS)
