@@ -1462,21 +1462,8 @@ def _parse_update_description(value: object, prefix: str) -> CDCUpdateDescriptio
         removed = []
     if not isinstance(removed, list) or not all(isinstance(name, str) for name in removed):
         raise CDCParseError(f"{p}.removedFields", "must be an array of field paths or null")
-    truncated = value.get("truncatedArrays")
-    arrays: list[tuple[str, int]] = []
-    if truncated is not None:
-        if not isinstance(truncated, list):
-            raise CDCParseError(f"{p}.truncatedArrays", "must be an array or null")
-        for index, item in enumerate(truncated):
-            where = f"{p}.truncatedArrays[{index}]"
-            if not isinstance(item, Mapping):
-                raise CDCParseError(where, "must be an object with field and newSize")
-            path = _text(item.get("field"), f"{where}.field")
-            size = _int(item.get("newSize"), f"{where}.newSize")
-            if path is None or size is None:
-                raise CDCParseError(where, "must have both field and newSize")
-            arrays.append((path, size))
-    return CDCUpdateDescription(updated_fields, tuple(removed), tuple(arrays))
+    arrays = _named_counts(value.get("truncatedArrays"), f"{p}.truncatedArrays", "field", "newSize")
+    return CDCUpdateDescription(updated_fields, tuple(removed), arrays)
 
 
 def _instant(micros: int | None, millis: int | None) -> datetime | None:
@@ -1554,6 +1541,27 @@ def _tombstone(key: Any, follows: CDCEvent | None) -> CDCEvent:
     return event
 
 
+def _named_counts(
+    value: Any, path: str, name_key: str, count_key: str
+) -> tuple[tuple[str, int], ...]:
+    """An array (or null) of objects each holding a name and an integer count."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise CDCParseError(path, "must be an array or null")
+    pairs = []
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            raise CDCParseError(where, f"must be an object with {name_key} and {count_key}")
+        name = _text(item.get(name_key), f"{where}.{name_key}")
+        count = _int(item.get(count_key), f"{where}.{count_key}")
+        if name is None or count is None:
+            raise CDCParseError(where, f"must have both {name_key} and {count_key}")
+        pairs.append((name, count))
+    return tuple(pairs)
+
+
 def _parse_transaction_event(body: Mapping[str, Any], prefix: str) -> CDCTransactionEvent:
     status_text = body.get("status")
     status = (
@@ -1564,26 +1572,18 @@ def _parse_transaction_event(body: Mapping[str, Any], prefix: str) -> CDCTransac
     tx_id = _text_or_number(body.get("id"), f"{prefix}id")
     if tx_id is None:
         raise CDCParseError(f"{prefix}id", "is required: the transaction id")
-    collections = body.get("data_collections")
-    pairs: list[tuple[str, int]] = []
-    if collections is not None:
-        if not isinstance(collections, list):
-            raise CDCParseError(f"{prefix}data_collections", "must be an array or null")
-        for index, item in enumerate(collections):
-            where = f"{prefix}data_collections[{index}]"
-            if not isinstance(item, Mapping):
-                raise CDCParseError(where, "must be an object with data_collection and event_count")
-            name = _text(item.get("data_collection"), f"{where}.data_collection")
-            count = _int(item.get("event_count"), f"{where}.event_count")
-            if name is None or count is None:
-                raise CDCParseError(where, "must have both data_collection and event_count")
-            pairs.append((name, count))
+    pairs = _named_counts(
+        body.get("data_collections"),
+        f"{prefix}data_collections",
+        "data_collection",
+        "event_count",
+    )
     return CDCTransactionEvent(
         status,
         tx_id,
         _int(body.get("ts_ms"), f"{prefix}ts_ms"),
         _int(body.get("event_count"), f"{prefix}event_count"),
-        tuple(pairs),
+        pairs,
     )
 
 
