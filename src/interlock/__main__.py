@@ -5,13 +5,17 @@
 Commands:
     demo    run the end-to-end demo of the patterns that exist today
 
-The command line parses arguments and prints; behaviour lives in the pattern modules.
+Each command lives in its own ``interlock.cli_<name>`` module with two functions:
+``add_parser(subparsers)`` declares its arguments and ``run(args, stdout, stderr)``
+returns the exit code. The command line parses arguments and prints; behaviour lives in
+the pattern modules, which a command imports only when it runs.
 Exit codes: 0 success, 1 the command failed, 2 bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -19,6 +23,9 @@ from interlock import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+# command name -> the module that implements it
+COMMANDS = {"demo": "interlock.cli_demo"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,15 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"interlock {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
-        "demo",
-        help="run the end-to-end demo",
-        description=(
-            "An order event goes through its delivery lifecycle (a failure, a retry, an "
-            "acknowledgement) and out as a CloudEvents HTTP request; a CRM/ERP contact "
-            "sync is planned field by field. Deterministic: fixed times, no network."
-        ),
-    )
+    for module in COMMANDS.values():
+        importlib.import_module(module).add_parser(commands)
     return parser
 
 
@@ -47,13 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    from interlock.cli_demo import run_demo  # noqa: PLC0415 - keep `--help` and `--version` fast
-
+    command = importlib.import_module(COMMANDS[args.command])
     try:
-        run_demo(sys.stdout)
+        return int(command.run(args, sys.stdout, sys.stderr))
     except BrokenPipeError:  # `python -m interlock demo | head` is fine
         return 0
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through a subprocess in the tests
