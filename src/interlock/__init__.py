@@ -12,6 +12,13 @@ Modules available today:
   conflict detection and three-way sync plans.
 - ``interlock.cdc_event``: Debezium change events read into immutable values: tombstones,
   truncates, messages and transaction markers; deterministic ids; stream positions.
+- ``interlock.kafka_envelope``: Kafka records without a client: the CloudEvents Kafka
+  binding, Kafka's own partitioner, schema-version checks, dead-letter headers.
+- ``interlock.webhook_handler``: verify and sign webhooks for the major providers'
+  schemes, and receive them with claim-then-complete deduplication.
+- ``interlock.retry``: retries for sync and asyncio code with deadlines, jitter and budgets.
+- ``interlock.circuit_breaker``: a circuit breaker that never holds its lock during a call.
+- ``interlock.rate_limit``: exact GCRA rate limiting per key, and a bulkhead.
 
 Each module is a single file that imports only the standard library, so it can also be
 copied alone into a codebase that cannot take dependencies.

@@ -3,7 +3,9 @@
 """Command line: ``python -m interlock <command>`` (also installed as ``interlock``).
 
 Commands:
-    demo    run the end-to-end demo of the patterns that exist today
+    demo        run the end-to-end demo of the patterns that exist today
+    cdc         cdc parse: Debezium JSON lines in, normalised JSON lines out
+    webhooks    webhooks sign|verify: debug a webhook signature
 
 Each command lives in its own ``interlock.cli_<name>`` module with two functions:
 ``add_parser(subparsers)`` declares its arguments and ``run(args, stdout, stderr)``
@@ -25,7 +27,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 # command name -> the module that implements it
-COMMANDS = {"demo": "interlock.cli_demo"}
+COMMANDS = {
+    "demo": "interlock.cli_demo",
+    "cdc": "interlock.cli_cdc",
+    "webhooks": "interlock.cli_webhooks",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
