@@ -62,6 +62,16 @@ def cdc_parse() -> HotPath:
 
         return lambda: CDCEvent.from_debezium(raw)
 
+    def interlock_used() -> Call:
+        from interlock.cdc_event import CDCEvent
+
+        def read_and_use() -> object:
+            event = CDCEvent.from_debezium(raw)
+            _ = (event.source.table, event.event_id, event.captured_at, event.position)
+            return event
+
+        return read_and_use
+
     def iap() -> Call:
         cdc_event = peer("integration_automation_patterns.cdc_event").CDCEvent
         return lambda: cdc_event.from_debezium(json.loads(raw))
@@ -80,6 +90,17 @@ def cdc_parse() -> HotPath:
                 "CDCEvent.from_debezium(raw)",
                 interlock,
                 check=lambda event: event.after == PG_UPDATE["after"],
+            ),
+            Contender(
+                "interlock-used",
+                "interlock, fields used",
+                "from_debezium(raw), then source, event_id, captured_at, position",
+                interlock_used,
+                check=lambda event: event.source.table == "customers",
+                note=(
+                    "interlock reads lazily: source, event_id and captured_at are built on "
+                    "first use; 'fields used' times that too (no goal, for comparison)"
+                ),
             ),
             Contender(
                 "iap",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import copy
+import dataclasses
 import io
 import json
 import math
@@ -11,16 +13,19 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from interlock import cdc_event
 from interlock.cdc_event import (
     ABSENT,
     DROPPED,
@@ -364,6 +369,30 @@ def test_the_vector_directory_is_found_and_full() -> None:
 def test_vector(name: str) -> None:
     """Each Debezium vector file is read as its kind demands and its expect block holds."""
     run_vector(name)
+
+
+def test_serde_fixtures_with_and_without_schemas_read_alike() -> None:
+    """Debezium's serde fixtures: the wrapped and the bare record give one change, any form."""
+    wrapped, bare = (
+        vector(f"fixture-serde-{kind}.json") for kind in ("with-schema", "without-schema")
+    )
+    assert set(wrapped["parsed"]) == {"schema", "payload"}
+    assert "schema" not in bare["parsed"]
+    events = [
+        CDCEvent.from_debezium(form)
+        for vec in (wrapped, bare)
+        for form in (vec["parsed"], vec["raw"], vec["raw"].encode())
+    ]
+    first = events[0]
+    for event in events[1:]:
+        assert (event.event_id, event.operation, event.source, event.before, event.after) == (
+            first.event_id,
+            first.operation,
+            first.source,
+            first.before,
+            first.after,
+        )
+    assert events[:3] == [first] * 3  # each fixture alone: every form gives an equal event
 
 
 def test_vector_ids_are_distinct_for_distinct_positions() -> None:
@@ -2438,3 +2467,351 @@ class TestErrorsAndConstruction:
             check=True,
         )
         assert proc.stdout.strip() == "[]"
+
+
+# ======================================================================================
+# Speed without a change in meaning: lazily built fields, hand-written value classes
+# ======================================================================================
+
+# Source blocks the reader takes without converting anything (the parser's fast path)
+# next to ones it must convert or refuse, for every connector.
+SCREEN_CASES: list[dict[str, Any]] = [
+    {"connector": "postgresql", "lsn": 5, "sequence": '["24023040","24023128"]', "txId": 1},
+    {"connector": "postgresql", "lsn": 5, "sequence": '[null,"7"]', "xmin": None},
+    {"connector": "postgresql", "lsn": 5, "sequence": '["1", "2"]'},  # spaces: converted
+    {"connector": "postgresql", "lsn": 5, "sequence": '["",""]'},  # refused
+    {"connector": "postgresql", "lsn": "5"},  # digits as text: converted
+    {"connector": "postgresql", "lsn": True},  # refused
+    {"connector": "postgresql", "server_id": 3, "snapshot": True, "last_snapshot_record": True},
+    {"connector": "mysql", "file": "mysql-bin.000003", "pos": 154, "row": 0, "server_id": 22},
+    {"connector": "mysql", "file": "binlog", "pos": 1},  # refused
+    {"connector": "mariadb", "file": "m.000001", "pos": 4, "lsn": 9, "sequence": [1]},
+    {"connector": "sqlserver", "commit_lsn": "0000002a:00000b10:0003", "change_lsn": None},
+    {"connector": "sqlserver", "commit_lsn": "0000002a:00000b10:0003", "change_lsn": "zz"},
+    {"connector": "sqlserver", "commit_lsn": "zz"},
+    {"connector": "sqlserver", "change_lsn": "0000002a:00000b10:0003"},
+    {"connector": "mongodb", "collection": "c", "rs": "rs0", "ord": 1, "ts_ms": 5, "table": 1},
+    {"connector": "mongodb", "collection": 5},  # refused
+    {"connector": "oracle", "scn": "1", "lsn": "text", "snapshot": "incremental"},
+    {"connector": None, "name": "n", "version": ["x"]},  # refused
+    {"connector": 5},  # refused
+    {"connector": "postgresql", "lsn": 5, "ts_ms": 1.5},  # refused
+]
+
+
+def outcome(value: Any) -> tuple[Any, ...]:
+    """A parse result to compare across input forms: the error, or the event and its values."""
+    try:
+        record = parse_record(value)
+    except CDCParseError as exc:
+        return ("error", exc.path, exc.rule)
+    if isinstance(record, CDCTransactionEvent):
+        return ("transaction", record)
+    derived = (record.event_id, record.captured_at, record.source, record.position)
+    return ("event", record, repr(record), derived)
+
+
+def three_forms(value: dict[str, Any]) -> list[Any]:
+    """The same record as JSON bytes, as a dict, and with a source block read the slow way.
+
+    JSON bytes are parsed by the module, which then builds the source block on first
+    use; a dict is read at once; a source block that is a Mapping but not a dict always
+    goes through the member-by-member reader. All three must agree.
+    """
+    forms: list[Any] = [json.dumps(value, allow_nan=False).encode(), value]
+    source = value.get("source")
+    if isinstance(source, dict):
+        forms.append({**value, "source": MappingProxyType(source)})
+    return forms
+
+
+def screened_sources() -> st.SearchStrategy[dict[str, Any]]:
+    """Source blocks that mostly pass the reader's fast path, and some that do not."""
+    member = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 2**64),
+        st.text(max_size=5),
+        st.sampled_from(
+            [
+                '["24023040","24023128"]',
+                '[null,"5"]',
+                '["1"]',
+                '["",""]',
+                '["1",null,"2"]',
+                "mysql-bin.000003",
+                "a.1",
+                "0000002a:00000b10:0003",
+                "first",
+                "false",
+                "-7",
+            ]
+        ),
+    )
+    return st.fixed_dictionaries(
+        {"connector": st.sampled_from(ENGINES)},
+        optional=dict.fromkeys(SOURCE_MEMBERS, member),
+    )
+
+
+class TestLaziness:
+    @pytest.mark.parametrize("source", SCREEN_CASES)
+    def test_every_input_form_reads_a_source_block_alike(self, source: dict[str, Any]) -> None:
+        """Bytes (built on first use), a dict and a Mapping give one event or one error."""
+        value = {"op": "u", "before": {"a": 1}, "after": {"a": 2}, "source": source}
+        results = [outcome(form) for form in three_forms(value)]
+        assert results[0] == results[1] == results[2]
+
+    @settings(max_examples=400, deadline=None)
+    @given(screened_sources(), st.sampled_from(["c", "u", "d", "r", "t"]))
+    def test_source_blocks_read_alike_in_every_form(self, source: dict[str, Any], op: str) -> None:
+        """Any source block: the fast path and the member-by-member reader agree."""
+        value = {"op": op, "after": {"id": 1}, "source": source, "ts_ms": 1}
+        results = [outcome(form) for form in three_forms(value)]
+        assert results[0] == results[1] == results[2]
+
+    @settings(max_examples=300, deadline=None)
+    @given(debezium_like())
+    def test_debezium_shaped_payloads_read_alike_in_every_form(self, value: dict[str, Any]) -> None:
+        """Whole Debezium-shaped payloads: bytes and dicts give the same event or error."""
+        try:
+            forms = three_forms(value)
+        except ValueError:  # NaN or an infinity: not JSON, so no bytes form
+            return
+        results = [outcome(form) for form in forms]
+        assert all(result == results[0] for result in results)
+
+    def test_bad_members_are_refused_when_read_not_when_used(self) -> None:
+        """A malformed source member raises from from_debezium(bytes), naming its path."""
+        for member, bad in (("lsn", "x"), ("sequence", '["a"]'), ("ts_ms", 1.5)):
+            value = pg(**{member: bad})
+            with pytest.raises(CDCParseError) as info:
+                CDCEvent.from_debezium(json.dumps({"payload": value}).encode())
+            assert info.value.path == f"payload.source.{member}"
+
+    def test_lazy_fields_are_computed_once_and_kept(self) -> None:
+        """source, event_id, captured_at and position are computed on first use, then kept."""
+        event = CDCEvent.from_debezium(json.dumps(pg()).encode())
+        assert event.source is event.source
+        assert event.event_id is event.event_id
+        assert event.captured_at is event.captured_at
+        assert event.position is event.position
+        assert event == CDCEvent.from_debezium(pg())
+
+    def test_a_null_source_is_built_on_first_use(self) -> None:
+        """A record with "source": null read from bytes has the same empty source block."""
+        value = {"op": "c", "after": {"id": 1}, "source": None}
+        event = CDCEvent.from_debezium(json.dumps(value))
+        assert event.source == CDCSourceMetadata("", "", "", "debezium")
+        assert event == CDCEvent.from_debezium(value)
+        assert event.captured_at is None
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            pg(sequence='["90","100"]'),
+            mysql(),
+            sqlserver("0000002a:00000b10:0003", "0000002a:00000b10:0002"),
+            mongo(),
+            pg(connector="oracle"),
+        ],
+    )
+    def test_concurrent_first_use_gives_equal_values(self, value: dict[str, Any]) -> None:
+        """Threads reading the lazy fields of one event at the same moment all see equal values."""
+        threads_count = 8
+        for _ in range(20):
+            event = CDCEvent.from_debezium(json.dumps(value).encode())
+            barrier = threading.Barrier(threads_count)
+            seen: list[tuple[Any, ...]] = []
+            lock = threading.Lock()
+
+            def read(
+                event: CDCEvent = event,
+                barrier: threading.Barrier = barrier,
+                seen: list[tuple[Any, ...]] = seen,
+                lock: threading.Lock = lock,
+            ) -> None:
+                barrier.wait()
+                values = (event.event_id, event.source, event.captured_at, event.position)
+                with lock:
+                    seen.append(values)
+
+            workers = [threading.Thread(target=read) for _ in range(threads_count)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            assert len(seen) == threads_count
+            assert all(values == seen[0] for values in seen)
+            assert seen[0][0] == CDCEvent.from_debezium(value).event_id
+
+    def test_ids_are_those_of_earlier_versions(self) -> None:
+        """Ids are unchanged by the faster reader: pinned values from the first release."""
+        value = {
+            "op": "u",
+            "before": {"id": 1004},
+            "after": {"id": 1004, "first_name": "Anne Marie"},
+            "source": {
+                "version": "2.7.0.Final",
+                "connector": "postgresql",
+                "name": "PostgreSQL_server",
+                "ts_ms": 1559033904863,
+                "snapshot": "false",
+                "db": "postgres",
+                "sequence": '["24023040","24023128"]',
+                "schema": "public",
+                "table": "customers",
+                "txId": 556,
+                "lsn": 24023128,
+                "xmin": None,
+            },
+        }
+        expected = "67be4852-ff96-51a0-b50e-0e51d7f957da"
+        assert CDCEvent.from_debezium(value).event_id == expected
+        assert CDCEvent.from_debezium(json.dumps(value).encode()).event_id == expected
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(max_size=40))
+    def test_ids_are_uuid5_as_the_uuid_module_computes_them(self, name: str) -> None:
+        """The module's own UUID 5 code gives exactly uuid.uuid5's result."""
+        namespace = uuid.uuid5(uuid.NAMESPACE_URL, "interlock.cdc_event/1")
+        canonical = json.dumps([name], sort_keys=True, separators=(",", ":"))
+        assert cdc_event._uuid5([name]) == str(uuid.uuid5(namespace, canonical))
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b' {"op": "c", "after": {"id": 1}} \n',
+            bytearray(b'{"op": "c", "after": {"id": 1}}'),
+            memoryview(b'{"op": "c", "after": {"id": 1}}'),
+            '\t{"op": "c", "after": {"id": 1}}',
+        ],
+    )
+    def test_json_text_of_every_kind_is_read(self, raw: Any) -> None:
+        """Whitespace around the document and bytes-like values are read as before."""
+        event = CDCEvent.from_debezium(raw)
+        assert event.after == {"id": 1}
+        assert event == CDCEvent.from_debezium({"op": "c", "after": {"id": 1}})
+
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            (b'{"op": "c"} x', "Extra data"),
+            (b"\xff", "utf-8"),
+            (b'{"op": NaN}', "NaN"),
+            ("[" * 100_000, "valid JSON"),
+            (b"", "Expecting value"),
+        ],
+    )
+    def test_bad_json_text_is_reported_as_before(self, raw: Any, message: str) -> None:
+        """Invalid JSON text raises CDCParseError at "value" with the decoder's reason."""
+        with pytest.raises(CDCParseError, match=message) as info:
+            CDCEvent.from_debezium(raw)
+        assert info.value.path == "value"
+
+
+SAMPLE_VALUES: list[Any] = [
+    BsonTimestamp(5, 1),
+    CDCPosition("mysql", "m1", (3, 154, 0)),
+    CDCTransaction("tx", 1, 2),
+    CDCMessage("p", b"x"),
+    CDCUpdateDescription({"a": 1}, ("b",), (("c", 1),)),
+    CDCSourceMetadata("d", "s", "t", "debezium", "5", engine="postgresql", name="n"),
+    CDCTransactionEvent(TransactionStatus.END, "t1", 5, 1, (("s.t", 1),)),
+    CDCEvent.from_debezium(json.dumps(pg()).encode(), key={"id": 1}),
+    CDCEvent.from_debezium(None, key={"id": 1}),
+]
+
+
+class TestValueClasses:
+    @pytest.mark.parametrize("value", SAMPLE_VALUES, ids=lambda v: type(v).__name__)
+    def test_values_are_frozen_dataclasses_to_the_dataclasses_module(self, value: Any) -> None:
+        """fields(), asdict(), replace() and is_dataclass() work on every value type."""
+        assert dataclasses.is_dataclass(value)
+        names = [f.name for f in dataclasses.fields(value)]
+        assert names == list(type(value)._fields)
+        copied = dataclasses.replace(value)
+        assert copied == value
+        assert copied is not value
+        assert dataclasses.asdict(value).keys() == set(names)
+        with pytest.raises(dataclasses.FrozenInstanceError, match=f"'{names[0]}'"):
+            setattr(value, names[0], None)
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete"):
+            delattr(value, names[0])
+
+    @pytest.mark.parametrize("value", SAMPLE_VALUES, ids=lambda v: type(v).__name__)
+    def test_values_copy_and_pickle(self, value: Any) -> None:
+        """copy, deepcopy and pickle give equal values with equal hashes (updated_fields aside)."""
+        for again in (
+            copy.copy(value),
+            copy.deepcopy(value),
+            pickle.loads(pickle.dumps(value)),  # noqa: S301 - our own object
+            pickle.loads(pickle.dumps(value, protocol=0)),  # noqa: S301 - our own object
+        ):
+            assert again == value
+            assert hash(again) == hash(value)
+            assert repr(again) == repr(value)
+
+    @pytest.mark.parametrize("value", SAMPLE_VALUES, ids=lambda v: type(v).__name__)
+    def test_values_print_and_compare_as_dataclasses(self, value: Any) -> None:
+        """repr is Name(field=value, ...); values of other types are never equal."""
+        shown = repr(value)
+        assert shown.startswith(f"{type(value).__name__}(")
+        first = dataclasses.fields(value)[0].name
+        assert f"{first}={getattr(value, first)!r}" in shown
+        assert value != object()
+        assert (value == object()) is False
+
+    def test_replace_changes_a_field_and_keeps_the_rest(self) -> None:
+        """dataclasses.replace() builds a changed copy, as the how-to says."""
+        event = CDCEvent.from_debezium(json.dumps(pg()).encode())
+        changed = dataclasses.replace(event, after={"id": 1, "email": "c@example.com"})
+        assert changed.after == {"id": 1, "email": "c@example.com"}
+        assert (changed.event_id, changed.source, changed.captured_at) == (
+            event.event_id,
+            event.source,
+            event.captured_at,
+        )
+        source = dataclasses.replace(event.source, table="orders")
+        assert (source.table, source.position) == ("orders", event.position)
+
+    def test_match_statements_see_the_seed_fields(self) -> None:
+        """Positional patterns match the seed's field order."""
+        event = CDCEvent.from_debezium(pg())
+        assert CDCEvent.__match_args__[:4] == ("operation", "source", "before", "after")
+        assert CDCSourceMetadata.__match_args__ == (
+            "database",
+            "schema",
+            "table",
+            "connector",
+            "lsn",
+            "server_id",
+        )
+        match event:
+            case CDCEvent(CDCOperation.UPDATE, CDCSourceMetadata(_, _, table)):
+                assert table == "customers"
+            case _:
+                pytest.fail("the positional pattern did not match")
+
+    def test_timestamps_order_only_among_themselves(self) -> None:
+        """BsonTimestamp orders by (time, increment) and refuses other types."""
+        early, late = BsonTimestamp(1, 5), BsonTimestamp(2, 0)
+        assert early < late
+        assert early <= late
+        assert late > early
+        assert late >= early
+        assert sorted([late, early]) == [early, late]
+        for compare in (
+            lambda: early < 1,
+            lambda: early <= 1,
+            lambda: early > 1,
+            lambda: early >= 1,
+        ):
+            with pytest.raises(TypeError):
+                compare()
+
+    def test_updated_fields_are_not_hashed(self) -> None:
+        """CDCUpdateDescription hashes by its tuples; its dict of values is left out."""
+        described = CDCUpdateDescription({"a": [1]}, ("b",))
+        assert hash(described) == hash(CDCUpdateDescription({"z": 2}, ("b",)))
+        assert CDCUpdateDescription().updated_fields == {}

@@ -82,12 +82,12 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, FrozenInstanceError, dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
 
-# typing, json, base64, decimal, uuid and re load only for the type checker or on first use:
-# importing this module stays cheap. See docs/explanation/architecture.md.
+# typing, json, base64, decimal, uuid, hashlib and re load only for the type checker or on
+# first use: importing this module stays cheap. See docs/explanation/architecture.md.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
@@ -267,25 +267,112 @@ DROPPED: Final = CDCMarker.DROPPED
 # --------------------------------------------------------------------------------------
 # Value types
 # --------------------------------------------------------------------------------------
+#
+# The value classes are written by hand rather than with @dataclass(frozen=True,
+# slots=True): the methods that decorator generates are compiled with exec() at import
+# time, which cost ~2 ms per class, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__, which is the slowest way to fill an instance. Each class is
+# still a dataclass to the dataclasses module (fields(), replace(), asdict(), match
+# statements): @dataclass(init=False, repr=False, eq=False) only records the annotated
+# fields and generates nothing. __init__, __repr__, __eq__, __hash__, immutability and
+# pickling come from _Value and the classes themselves, with a frozen dataclass's
+# behaviour. See "Speed and laziness" in docs/explanation/cdc_event.md.
 
-_set_attribute = object.__setattr__  # how a frozen dataclass sets its own fields
+_set_attribute = object.__setattr__  # how a frozen value sets its own slots
+_new = object.__new__
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_PENDING: Any = object()  # a lazily computed slot not computed yet
+_NOW: Any = object()  # CDCEvent's captured_at default: the time of construction
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class BsonTimestamp:
+class _Value:
+    """Immutable, slotted, compared and hashed by its fields, as a frozen dataclass is.
+
+    Subclasses list their fields in ``_fields`` and the slots holding them, in the same
+    order, in ``_slots`` (a lazily computed field's slot is its name with a leading
+    underscore), those compared and shown by ``repr`` in ``_compared``, and those hashed
+    in ``_hashed``.
+    """
+
+    __slots__ = ()
+    _slots: tuple[str, ...] = ()
+    _fields: tuple[str, ...] = ()
+    _compared: tuple[str, ...] = ()
+    _hashed: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._compared)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        names = self._compared
+        return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in self._hashed))
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        # Lazily computed fields are computed: a copy or a pickle holds finished values.
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for slot, value in zip(self._slots, state, strict=True):
+            _set_attribute(self, slot, value)
+
+
+@dataclass(init=False, repr=False, eq=False)
+class BsonTimestamp(_Value):
     """A MongoDB ``$timestamp``: seconds since the epoch and an ordinal within the second."""
+
+    __slots__ = ("time", "increment")  # noqa: RUF023 - field order
+    _slots = __slots__
+    _fields = _compared = _hashed = ("time", "increment")
 
     time: int
     increment: int
 
+    def __init__(self, time: int, increment: int) -> None:
+        self.__setstate__((time, increment))
 
-@dataclass(frozen=True, slots=True)
-class CDCPosition:
+    def __lt__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, BsonTimestamp)  # noqa: S101 - for the type checker
+        return (self.time, self.increment) < (other.time, other.increment)
+
+    def __le__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, BsonTimestamp)  # noqa: S101 - for the type checker
+        return (self.time, self.increment) <= (other.time, other.increment)
+
+    def __gt__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, BsonTimestamp)  # noqa: S101 - for the type checker
+        return (self.time, self.increment) > (other.time, other.increment)
+
+    def __ge__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, BsonTimestamp)  # noqa: S101 - for the type checker
+        return (self.time, self.increment) >= (other.time, other.increment)
+
+
+@dataclass(init=False, repr=False, eq=False)
+class CDCPosition(_Value):
     """Where an event sits in its connector's stream; compares in stream order.
 
     ``key`` holds integers whose tuple order is the stream order:
@@ -312,9 +399,16 @@ class CDCPosition:
     (True, True)
     """
 
+    __slots__ = ("engine", "server", "key")  # noqa: RUF023 - field order
+    _slots = __slots__
+    _fields = _compared = _hashed = ("engine", "server", "key")
+
     engine: str
     server: str
-    key: tuple[int, ...] = ()
+    key: tuple[int, ...]
+
+    def __init__(self, engine: str, server: str, key: tuple[int, ...] = ()) -> None:
+        self.__setstate__((engine, server, key))
 
     @property
     def ordered(self) -> bool:
@@ -361,8 +455,8 @@ class CDCPosition:
         return f"{self.engine or 'unknown'}/{self.server or 'unknown'}@{where}"
 
 
-@dataclass(frozen=True, slots=True)
-class CDCTransaction:
+@dataclass(init=False, repr=False, eq=False)
+class CDCTransaction(_Value):
     """The ``transaction`` block of a change event (transaction metadata enabled).
 
     Attributes:
@@ -371,13 +465,25 @@ class CDCTransaction:
         data_collection_order: its place among the transaction's events for its table.
     """
 
+    __slots__ = ("id", "total_order", "data_collection_order")  # noqa: RUF023 - field order
+    _slots = __slots__
+    _fields = _compared = _hashed = ("id", "total_order", "data_collection_order")
+
     id: str
-    total_order: int | None = None
-    data_collection_order: int | None = None
+    total_order: int | None
+    data_collection_order: int | None
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the field's name
+        total_order: int | None = None,
+        data_collection_order: int | None = None,
+    ) -> None:
+        self.__setstate__((id, total_order, data_collection_order))
 
 
-@dataclass(frozen=True, slots=True)
-class CDCMessage:
+@dataclass(init=False, repr=False, eq=False)
+class CDCMessage(_Value):
     """A PostgreSQL logical decoding message (``pg_logical_emit_message``), op ``m``.
 
     Attributes:
@@ -385,28 +491,87 @@ class CDCMessage:
         content: the message content, Base64-decoded.
     """
 
+    __slots__ = ("prefix", "content")  # noqa: RUF023 - field order
+    _slots = __slots__
+    _fields = _compared = _hashed = ("prefix", "content")
+
     prefix: str
     content: bytes
 
+    def __init__(self, prefix: str, content: bytes) -> None:
+        self.__setstate__((prefix, content))
 
-@dataclass(frozen=True, slots=True)
-class CDCUpdateDescription:
+
+@dataclass(init=False, repr=False, eq=False)
+class CDCUpdateDescription(_Value):
     """MongoDB's ``updateDescription``: what an update changed, without a full document.
 
     Attributes:
         updated_fields: new values by field path (dotted for nested fields), decoded
-            from Extended JSON.
+            from Extended JSON (not hashed: the value hashes by the other two).
         removed_fields: paths of the fields the update removed.
         truncated_arrays: ``(path, new_size)`` for each array the update shortened.
     """
 
-    updated_fields: dict[str, Any] = field(default_factory=dict, hash=False)
-    removed_fields: tuple[str, ...] = ()
-    truncated_arrays: tuple[tuple[str, int], ...] = ()
+    __slots__ = ("updated_fields", "removed_fields", "truncated_arrays")  # noqa: RUF023 - field order
+    _slots = __slots__
+    _fields = _compared = ("updated_fields", "removed_fields", "truncated_arrays")
+    _hashed = ("removed_fields", "truncated_arrays")
+
+    updated_fields: dict[str, Any]
+    removed_fields: tuple[str, ...]
+    truncated_arrays: tuple[tuple[str, int], ...]
+
+    def __init__(
+        self,
+        updated_fields: dict[str, Any] | None = None,
+        removed_fields: tuple[str, ...] = (),
+        truncated_arrays: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        updated = {} if updated_fields is None else updated_fields
+        self.__setstate__((updated, removed_fields, truncated_arrays))
 
 
-@dataclass(frozen=True, slots=True)
-class CDCSourceMetadata:
+_SOURCE_FIELDS = (
+    "database",
+    "schema",
+    "table",
+    "connector",
+    "lsn",
+    "server_id",
+    "engine",
+    "name",
+    "version",
+    "snapshot",
+    "ts_ms",
+    "ts_us",
+    "ts_ns",
+    "tx_id",
+    "xmin",
+    "sequence",
+    "binlog_file",
+    "binlog_pos",
+    "binlog_row",
+    "gtid",
+    "thread",
+    "query",
+    "change_lsn",
+    "commit_lsn",
+    "event_serial_no",
+    "replica_set",
+    "ord",
+    "fields",
+)
+
+
+class _SourceSlots:
+    """The storage of CDCSourceMetadata, and of the _SourceDraft the parser fills."""
+
+    __slots__ = (*_SOURCE_FIELDS, "_position")
+
+
+@dataclass(init=False, repr=False, eq=False)
+class CDCSourceMetadata(_SourceSlots, _Value):
     """The ``source`` block of a change event: where and when the change happened.
 
     The six positional fields are those of integration-automation-patterns 0.44.2, in its
@@ -434,48 +599,145 @@ class CDCSourceMetadata:
         change_lsn, commit_lsn, event_serial_no: SQL Server's.
         replica_set, ord: MongoDB ``rs`` and ``ord``.
         fields: every member of the source block as received, for any connector
-            (treat it as read-only).
-        position: the stream position computed from the fields above.
+            (treat it as read-only; not hashed).
+        position: the stream position computed from the fields above (not compared,
+            hashed or shown by ``repr``; computed on first use when parsed).
     """
+
+    __slots__ = ()
+    _slots = _SourceSlots.__slots__
+    _fields = (*_SOURCE_FIELDS, "position")
+    _compared = _SOURCE_FIELDS
+    _hashed = _SOURCE_FIELDS[:-1]
 
     database: str
     schema: str
     table: str
-    connector: str = "unknown"
-    lsn: str | None = None
-    server_id: str | None = None
+    connector: str
+    lsn: str | None
+    server_id: str | None
     _: KW_ONLY
-    engine: str = ""
-    name: str = ""
-    version: str = ""
-    snapshot: SnapshotMarker = SnapshotMarker.FALSE
-    ts_ms: int | None = None
-    ts_us: int | None = None
-    ts_ns: int | None = None
-    tx_id: int | None = None
-    xmin: int | None = None
-    sequence: tuple[int | None, ...] | None = None
-    binlog_file: str | None = None
-    binlog_pos: int | None = None
-    binlog_row: int | None = None
-    gtid: str | None = None
-    thread: int | None = None
-    query: str | None = None
-    change_lsn: str | None = None
-    commit_lsn: str | None = None
-    event_serial_no: int | None = None
-    replica_set: str | None = None
-    ord: int | None = None
-    fields: dict[str, Any] = field(default_factory=dict, hash=False)
+    engine: str
+    name: str
+    version: str
+    snapshot: SnapshotMarker
+    ts_ms: int | None
+    ts_us: int | None
+    ts_ns: int | None
+    tx_id: int | None
+    xmin: int | None
+    sequence: tuple[int | None, ...] | None
+    binlog_file: str | None
+    binlog_pos: int | None
+    binlog_row: int | None
+    gtid: str | None
+    thread: int | None
+    query: str | None
+    change_lsn: str | None
+    commit_lsn: str | None
+    event_serial_no: int | None
+    replica_set: str | None
+    ord: int | None
+    fields: dict[str, Any]
     position: CDCPosition = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        for name in ("database", "schema", "table", "connector", "engine", "name", "version"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"{name} must be a str, got {getattr(self, name)!r}")
-        if not isinstance(self.snapshot, SnapshotMarker):
-            raise TypeError(f"snapshot must be a SnapshotMarker, got {self.snapshot!r}")
-        _set_attribute(self, "position", _position(self))
+    def __init__(  # noqa: PLR0917 - the dataclass signature
+        self,
+        database: str,
+        schema: str,
+        table: str,
+        connector: str = "unknown",
+        lsn: str | None = None,
+        server_id: str | None = None,
+        *,
+        engine: str = "",
+        name: str = "",
+        version: str = "",
+        snapshot: SnapshotMarker = SnapshotMarker.FALSE,
+        ts_ms: int | None = None,
+        ts_us: int | None = None,
+        ts_ns: int | None = None,
+        tx_id: int | None = None,
+        xmin: int | None = None,
+        sequence: tuple[int | None, ...] | None = None,
+        binlog_file: str | None = None,
+        binlog_pos: int | None = None,
+        binlog_row: int | None = None,
+        gtid: str | None = None,
+        thread: int | None = None,
+        query: str | None = None,
+        change_lsn: str | None = None,
+        commit_lsn: str | None = None,
+        event_serial_no: int | None = None,
+        replica_set: str | None = None,
+        ord: int | None = None,  # noqa: A002 - the field's name
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        texts = (database, schema, table, connector, engine, name, version)
+        for label, text in zip(_SOURCE_FIELDS[:4] + _SOURCE_FIELDS[6:9], texts, strict=True):
+            if not isinstance(text, str):
+                raise TypeError(f"{label} must be a str, got {text!r}")
+        if not isinstance(snapshot, SnapshotMarker):
+            raise TypeError(f"snapshot must be a SnapshotMarker, got {snapshot!r}")
+        self.__setstate__(
+            (
+                database,
+                schema,
+                table,
+                connector,
+                lsn,
+                server_id,
+                engine,
+                name,
+                version,
+                snapshot,
+                ts_ms,
+                ts_us,
+                ts_ns,
+                tx_id,
+                xmin,
+                sequence,
+                binlog_file,
+                binlog_pos,
+                binlog_row,
+                gtid,
+                thread,
+                query,
+                change_lsn,
+                commit_lsn,
+                event_serial_no,
+                replica_set,
+                ord,
+                {} if fields is None else fields,
+                None,
+            )
+        )
+        _set_attribute(self, "_position", _position(self))  # checks the position fields
+
+
+def _source_position(self: CDCSourceMetadata) -> CDCPosition:
+    position: CDCPosition | None = self._position  # type: ignore[attr-defined]
+    if position is None:  # a parsed source block: its fields were checked when read
+        position = _position(self)
+        _set_attribute(self, "_position", position)
+    return position
+
+
+CDCSourceMetadata.position = property(  # type: ignore[assignment]
+    _source_position, doc="The stream position computed from the fields (cached)."
+)
+
+
+class _SourceDraft(_SourceSlots):
+    """A CDCSourceMetadata being filled by the parser; it becomes one when full.
+
+    It has CDCSourceMetadata's slots and object's ``__setattr__``, so the parser fills
+    them with plain assignments (a frozen class's fields can only be set through
+    ``object.__setattr__``, several times slower); ``__class__`` is then set to
+    CDCSourceMetadata, whose layout is the same.
+    """
+
+    __slots__ = ()
 
 
 def _position(source: CDCSourceMetadata) -> CDCPosition:
@@ -525,8 +787,8 @@ def _sqlserver_lsn_or_fail(name: str, text: str) -> tuple[int, int, int]:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class CDCTransactionEvent:
+@dataclass(init=False, repr=False, eq=False)
+class CDCTransactionEvent(_Value):
     """A transaction metadata event (the ``<prefix>.transaction`` topic): BEGIN or END.
 
     Attributes:
@@ -538,20 +800,33 @@ class CDCTransactionEvent:
         event_id: a deterministic id: a UUID 5 of the status and the transaction id.
     """
 
+    __slots__ = ("status", "id", "ts_ms", "event_count", "data_collections", "event_id")  # noqa: RUF023 - field order
+    _slots = __slots__
+    _fields = _compared = _hashed = __slots__
+
     status: TransactionStatus
     id: str
-    ts_ms: int | None = None
-    event_count: int | None = None
-    data_collections: tuple[tuple[str, int], ...] = ()
-    event_id: str = ""
+    ts_ms: int | None
+    event_count: int | None
+    data_collections: tuple[tuple[str, int], ...]
+    event_id: str
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.status, TransactionStatus):
-            raise TypeError(f"status must be a TransactionStatus, got {self.status!r}")
-        if not isinstance(self.id, str):
-            raise TypeError(f"id must be a str, got {self.id!r}")
-        if self.event_id == "":
-            _set_attribute(self, "event_id", _uuid5(["transaction", self.status.value, self.id]))
+    def __init__(  # noqa: PLR0917 - the dataclass signature
+        self,
+        status: TransactionStatus,
+        id: str,  # noqa: A002 - the field's name
+        ts_ms: int | None = None,
+        event_count: int | None = None,
+        data_collections: tuple[tuple[str, int], ...] = (),
+        event_id: str = "",
+    ) -> None:
+        if not isinstance(status, TransactionStatus):
+            raise TypeError(f"status must be a TransactionStatus, got {status!r}")
+        if not isinstance(id, str):
+            raise TypeError(f"id must be a str, got {id!r}")
+        if event_id == "":
+            event_id = _uuid5(["transaction", status.value, id])
+        self.__setstate__((status, id, ts_ms, event_count, data_collections, event_id))
 
     @classmethod
     def from_debezium(cls, payload: Any) -> CDCTransactionEvent:
@@ -564,7 +839,7 @@ class CDCTransactionEvent:
             CDCParseError: the value is not a BEGIN or END record; ``.path`` names the
                 member.
         """
-        body, prefix = _unwrap(payload)
+        body, prefix, _owned = _unwrap(payload)
         if body is None:
             raise CDCParseError("value", "a transaction event cannot be null (a tombstone)")
         if "op" in body:
@@ -574,8 +849,29 @@ class CDCTransactionEvent:
         return _parse_transaction_event(body, prefix)
 
 
-@dataclass(frozen=True, slots=True)
-class CDCEvent:
+class _EventSlots:
+    """The storage of CDCEvent, and of the _EventDraft the parser fills."""
+
+    __slots__ = (  # noqa: RUF023 - field order
+        "operation",
+        "_source",
+        "before",
+        "after",
+        "_event_id",
+        "_captured_at",
+        "transaction_id",
+        "key",
+        "ts_ms",
+        "ts_us",
+        "ts_ns",
+        "transaction",
+        "message",
+        "update_description",
+    )
+
+
+@dataclass(init=False, repr=False, eq=False)
+class CDCEvent(_EventSlots, _Value):
     """One Debezium change event, or the tombstone that follows a delete.
 
     The seven positional fields are those of integration-automation-patterns 0.44.2, in
@@ -605,48 +901,105 @@ class CDCEvent:
         update_description: MongoDB's ``updateDescription``, or ``None``.
 
     Values are immutable and hashable (by ``event_id``); the row dicts are the ones parsed
-    and must not be modified.
+    and must not be modified. In a parsed event, ``source``, ``event_id`` and
+    ``captured_at`` are computed on first use from what the parser already checked, and
+    kept (see "Speed and laziness" in the explanation page).
     """
+
+    __slots__ = ()
+    _slots = _EventSlots.__slots__
+    _fields = _compared = (
+        "operation",
+        "source",
+        "before",
+        "after",
+        "event_id",
+        "captured_at",
+        "transaction_id",
+        "key",
+        "ts_ms",
+        "ts_us",
+        "ts_ns",
+        "transaction",
+        "message",
+        "update_description",
+    )
 
     operation: CDCOperation
     source: CDCSourceMetadata
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
-    event_id: str = ""
-    captured_at: datetime | None = field(default_factory=_utc_now)
-    transaction_id: str | None = None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    event_id: str
+    captured_at: datetime | None
+    transaction_id: str | None
     _: KW_ONLY
-    key: Any = None
-    ts_ms: int | None = None
-    ts_us: int | None = None
-    ts_ns: int | None = None
-    transaction: CDCTransaction | None = None
-    message: CDCMessage | None = None
-    update_description: CDCUpdateDescription | None = None
+    key: Any
+    ts_ms: int | None
+    ts_us: int | None
+    ts_ns: int | None
+    transaction: CDCTransaction | None
+    message: CDCMessage | None
+    update_description: CDCUpdateDescription | None
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.operation, CDCOperation):
-            raise TypeError(f"operation must be a CDCOperation, got {self.operation!r}")
-        if not isinstance(self.source, CDCSourceMetadata):
-            raise TypeError(f"source must be a CDCSourceMetadata, got {self.source!r}")
-        for name in ("before", "after"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, dict):
-                raise TypeError(f"{name} must be a dict or None, got {value!r}")
-        if not isinstance(self.event_id, str):
-            raise TypeError(f"event_id must be a str, got {self.event_id!r}")
-        if self.captured_at is not None and (
-            not isinstance(self.captured_at, datetime) or self.captured_at.utcoffset() is None
+    def __init__(  # noqa: PLR0917 - the dataclass signature
+        self,
+        operation: CDCOperation,
+        source: CDCSourceMetadata,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        event_id: str = "",
+        captured_at: datetime | None = _NOW,
+        transaction_id: str | None = None,
+        *,
+        key: Any = None,
+        ts_ms: int | None = None,
+        ts_us: int | None = None,
+        ts_ns: int | None = None,
+        transaction: CDCTransaction | None = None,
+        message: CDCMessage | None = None,
+        update_description: CDCUpdateDescription | None = None,
+    ) -> None:
+        if not isinstance(operation, CDCOperation):
+            raise TypeError(f"operation must be a CDCOperation, got {operation!r}")
+        if not isinstance(source, CDCSourceMetadata):
+            raise TypeError(f"source must be a CDCSourceMetadata, got {source!r}")
+        for name, row in (("before", before), ("after", after)):
+            if row is not None and not isinstance(row, dict):
+                raise TypeError(f"{name} must be a dict or None, got {row!r}")
+        if not isinstance(event_id, str):
+            raise TypeError(f"event_id must be a str, got {event_id!r}")
+        if captured_at is _NOW:
+            captured_at = _utc_now()
+        elif captured_at is not None and (
+            not isinstance(captured_at, datetime) or captured_at.utcoffset() is None
         ):
-            raise ValueError(f"captured_at must be an aware datetime, got {self.captured_at!r}")
-        if self.event_id == "":
+            raise ValueError(f"captured_at must be an aware datetime, got {captured_at!r}")
+        self.__setstate__(
+            (
+                operation,
+                source,
+                before,
+                after,
+                event_id or None,
+                captured_at,
+                transaction_id,
+                key,
+                ts_ms,
+                ts_us,
+                ts_ns,
+                transaction,
+                message,
+                update_description,
+            )
+        )
+        if event_id == "":
             try:
                 event_id = _uuid5(_identity(self, None))
             except (TypeError, ValueError, RecursionError) as exc:
                 raise TypeError(
                     f"cannot derive event_id: a row or key is not JSON: {exc}"
                 ) from None
-            _set_attribute(self, "event_id", event_id)
+            _set_attribute(self, "_event_id", event_id)
 
     def __hash__(self) -> int:
         return hash(self.event_id)
@@ -675,8 +1028,8 @@ class CDCEvent:
             CDCParseError: the value is not a Debezium change event; ``.path`` names the
                 bad member (``payload.source.lsn``) and ``.rule`` the rule.
         """
-        body, prefix = _unwrap(payload)
-        record_key = _read_key(key)
+        body, prefix, owned = _unwrap(payload)
+        record_key = None if key is None else _read_key(key)
         if body is None:
             return _tombstone(record_key, follows)
         if "op" not in body and "status" in body:
@@ -685,7 +1038,7 @@ class CDCEvent:
                 "this is a transaction metadata event: read it with "
                 "CDCTransactionEvent.from_debezium() or parse_record()",
             )
-        return _parse_change(body, prefix, record_key)
+        return _parse_change(body, prefix, record_key, owned=owned)
 
     @classmethod
     def from_cloudevent(cls, event: Any) -> CDCEvent:
@@ -1034,6 +1387,51 @@ class CDCEvent:
         return payload
 
 
+# The lazily computed fields of a parsed event. Each is computed from values the parser
+# has already checked, so computing it cannot fail; two threads reading it first at the
+# same time both compute it and store equal values (see tests: TestLaziness).
+
+
+def _event_source(self: CDCEvent) -> CDCSourceMetadata:
+    source = self._source  # type: ignore[attr-defined]
+    if isinstance(source, CDCSourceMetadata):
+        return source
+    # The screened source block of a record, or None: see _parse_change.
+    built = CDCSourceMetadata("", "", "", "debezium") if source is None else _build_source(source)
+    _set_attribute(self, "_source", built)
+    return built
+
+
+def _event_id(self: CDCEvent) -> str:
+    event_id: str | None = self._event_id  # type: ignore[attr-defined]
+    if event_id is None:  # a position-derived id: strings and integers only
+        event_id = _uuid5(_identity(self, None))
+        _set_attribute(self, "_event_id", event_id)
+    return event_id
+
+
+def _event_captured_at(self: CDCEvent) -> datetime | None:
+    moment: datetime | None = self._captured_at  # type: ignore[attr-defined]
+    if moment is _PENDING:
+        source = self.source
+        moment = _instant(source.ts_us, source.ts_ms)
+        _set_attribute(self, "_captured_at", moment)
+    return moment
+
+
+CDCEvent.source = property(_event_source, doc="Where and when it happened.")  # type: ignore[assignment]
+CDCEvent.event_id = property(_event_id, doc="The deterministic id.")  # type: ignore[assignment]
+CDCEvent.captured_at = property(  # type: ignore[assignment]
+    _event_captured_at, doc="source.ts_us (else source.ts_ms) as an aware UTC datetime."
+)
+
+
+class _EventDraft(_EventSlots):
+    """A CDCEvent being filled by the parser; it becomes one when full (see _SourceDraft)."""
+
+    __slots__ = ()
+
+
 # --------------------------------------------------------------------------------------
 # Reading records
 # --------------------------------------------------------------------------------------
@@ -1051,13 +1449,13 @@ def parse_record(
     Raises:
         CDCParseError: the value is neither; ``.path`` names the bad member.
     """
-    body, prefix = _unwrap(payload)
-    record_key = _read_key(key)
+    body, prefix, owned = _unwrap(payload)
+    record_key = None if key is None else _read_key(key)
     if body is None:
         return _tombstone(record_key, follows)
     if "op" not in body and "status" in body:
         return _parse_transaction_event(body, prefix)
-    return _parse_change(body, prefix, record_key)
+    return _parse_change(body, prefix, record_key, owned=owned)
 
 
 def iter_jsonl(
@@ -1192,6 +1590,13 @@ def _decimal() -> ModuleType:
 
 
 @cache
+def _hashlib() -> ModuleType:
+    import hashlib  # noqa: PLC0415 - deferred: see above
+
+    return hashlib
+
+
+@cache
 def _uuid() -> ModuleType:
     import uuid  # noqa: PLC0415 - deferred: see above
 
@@ -1216,22 +1621,48 @@ def _loads(raw: str | bytes | bytearray | memoryview, path: str) -> Any:
         raise CDCParseError(path, f"is not valid JSON: {exc}") from None
 
 
-def _unwrap(payload: Any) -> tuple[Mapping[str, Any] | None, str]:
-    """The change event body and the path prefix of its members (``"payload."`` or ``""``)."""
-    if isinstance(payload, (str, bytes, bytearray, memoryview)):
+@cache
+def _scanner() -> Callable[[str, int], tuple[Any, int]]:
+    scan: Callable[[str, int], tuple[Any, int]] = _decoder().scan_once
+    return scan
+
+
+def _unwrap(payload: Any) -> tuple[Mapping[str, Any] | None, str, bool]:
+    """The change event body, the path prefix of its members (``"payload."`` or ``""``),
+    and whether the body was parsed here from JSON text (so no caller holds it).
+
+    JSON text is read as :func:`_loads` reads it. ``str`` and ``bytes`` go straight to
+    the decoder's scanner at offset 0 first (no whitespace skipping, no wrapper calls);
+    what the scanner alone cannot read to the end (surrounding whitespace, an error) is
+    read again by _loads, whose result or error is the one returned.
+    """
+    owned = False
+    kind = type(payload)
+    if kind is bytes or kind is str:
+        owned = True
+        try:
+            text = payload if kind is str else payload.decode()
+            payload, end = _scanner()(text, 0)
+        except (ValueError, RecursionError, StopIteration):  # _loads says what is wrong
+            payload = _loads(text if kind is str else payload, "value")
+        else:
+            if end != len(text):
+                payload = _loads(text, "value")
+    elif isinstance(payload, (bytearray, memoryview)):
         payload = _loads(payload, "value")
+        owned = True
     if payload is None:
-        return None, ""
-    if not isinstance(payload, Mapping):
+        return None, "", owned
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         raise CDCParseError("value", f"must be a JSON object or null, got {_kind(payload)}")
     if "payload" in payload and payload.keys() <= {"schema", "payload"}:
         body = payload["payload"]
         if body is None:
-            return None, ""
-        if not isinstance(body, Mapping):
+            return None, "", owned
+        if type(body) is not dict and not isinstance(body, Mapping):
             raise CDCParseError("payload", f"must be a JSON object or null, got {_kind(body)}")
-        return body, "payload."
-    return payload, ""
+        return body, "payload.", owned
+    return payload, "", owned
 
 
 def _read_key(key: Any) -> Any:
@@ -1326,7 +1757,8 @@ def _sequence(value: object, path: str) -> tuple[int | None, ...] | None:
     return tuple(out)
 
 
-def _parse_source(value: object, prefix: str) -> CDCSourceMetadata:
+def _parse_source(value: object, prefix: str) -> CDCSourceMetadata:  # noqa: PLR0915 - one per member
+    """Check and read a source block; ``None`` gives an empty one."""
     if value is None:
         return CDCSourceMetadata("", "", "", "debezium")
     if not isinstance(value, Mapping):
@@ -1336,55 +1768,209 @@ def _parse_source(value: object, prefix: str) -> CDCSourceMetadata:
     engine = _text(get("connector"), p + "connector") or ""
     mongo = engine == "mongodb"
     table = _text(get("collection" if mongo else "table"), p + ("collection" if mongo else "table"))
-    common: dict[str, Any] = {
-        "engine": engine,
-        "name": _text(get("name"), p + "name") or "",
-        "version": _text(get("version"), p + "version") or "",
-        "snapshot": _snapshot(get("snapshot"), get("last_snapshot_record"), p + "snapshot"),
-        "ts_ms": _int(get("ts_ms"), p + "ts_ms"),
-        "ts_us": _int(get("ts_us"), p + "ts_us"),
-        "ts_ns": _int(get("ts_ns"), p + "ts_ns"),
-        "fields": value if type(value) is dict else dict(value),
-    }
+    source: Any = _new(_SourceDraft)
+    source.engine = engine
+    source.name = _text(get("name"), p + "name") or ""
+    source.version = _text(get("version"), p + "version") or ""
+    source.snapshot = _snapshot(get("snapshot"), get("last_snapshot_record"), p + "snapshot")
+    source.ts_ms = _int(get("ts_ms"), p + "ts_ms")
+    source.ts_us = _int(get("ts_us"), p + "ts_us")
+    source.ts_ns = _int(get("ts_ns"), p + "ts_ns")
+    source.fields = value if type(value) is dict else dict(value)
+    source.tx_id = source.xmin = source.sequence = None
+    source.binlog_file = source.binlog_pos = source.binlog_row = None
+    source.gtid = source.thread = source.query = None
+    source.change_lsn = source.commit_lsn = source.event_serial_no = None
+    source.replica_set = source.ord = source._position = None  # noqa: SLF001
     if engine == "postgresql":
-        common["tx_id"] = _int(get("txId"), p + "txId")
-        common["xmin"] = _int(get("xmin"), p + "xmin")
-        common["sequence"] = _sequence(get("sequence"), p + "sequence")
+        source.tx_id = _int(get("txId"), p + "txId")
+        source.xmin = _int(get("xmin"), p + "xmin")
+        source.sequence = _sequence(get("sequence"), p + "sequence")
         lsn = _int(get("lsn"), p + "lsn")
-        lsn_text = None if lsn is None else str(lsn)
+        source.lsn = None if lsn is None else str(lsn)
     else:
-        lsn_text = _text_or_number(get("lsn"), p + "lsn")
+        source.lsn = _text_or_number(get("lsn"), p + "lsn")
     if engine in ("mysql", "mariadb"):
         binlog_file = _text(get("file"), p + "file")
         if binlog_file is not None and _binlog_number(binlog_file) is None:
             raise CDCParseError(
                 p + "file", f"{binlog_file!r} is not a binlog name (<base>.<digits>)"
             )
-        common["binlog_file"] = binlog_file
-        common["binlog_pos"] = _int(get("pos"), p + "pos")
-        common["binlog_row"] = _int(get("row"), p + "row")
-        common["gtid"] = _text(get("gtid"), p + "gtid")
-        common["thread"] = _int(get("thread"), p + "thread")
-        common["query"] = _text(get("query"), p + "query")
+        source.binlog_file = binlog_file
+        source.binlog_pos = _int(get("pos"), p + "pos")
+        source.binlog_row = _int(get("row"), p + "row")
+        source.gtid = _text(get("gtid"), p + "gtid")
+        source.thread = _int(get("thread"), p + "thread")
+        source.query = _text(get("query"), p + "query")
     elif engine == "sqlserver":
-        for name in ("change_lsn", "commit_lsn"):
-            text = _text(get(name), p + name)
-            if text is not None and _sqlserver_lsn(text) is None:
-                raise CDCParseError(p + name, f"{text!r} is not a SQL Server LSN (hex:hex:hex)")
-            common[name] = text
-        common["event_serial_no"] = _int(get("event_serial_no"), p + "event_serial_no")
+        change_lsn = _text(get("change_lsn"), p + "change_lsn")
+        if change_lsn is not None and _sqlserver_lsn(change_lsn) is None:
+            raise CDCParseError(
+                p + "change_lsn", f"{change_lsn!r} is not a SQL Server LSN (hex:hex:hex)"
+            )
+        commit_lsn = _text(get("commit_lsn"), p + "commit_lsn")
+        if commit_lsn is not None and _sqlserver_lsn(commit_lsn) is None:
+            raise CDCParseError(
+                p + "commit_lsn", f"{commit_lsn!r} is not a SQL Server LSN (hex:hex:hex)"
+            )
+        source.change_lsn = change_lsn
+        source.commit_lsn = commit_lsn
+        source.event_serial_no = _int(get("event_serial_no"), p + "event_serial_no")
     elif mongo:
-        common["replica_set"] = _text(get("rs"), p + "rs")
-        common["ord"] = _int(get("ord"), p + "ord")
-    return CDCSourceMetadata(
-        _text(get("db"), p + "db") or "",
-        _text(get("schema"), p + "schema") or "",
-        table or "",
-        "debezium",
-        lsn_text,
-        _text_or_number(get("server_id"), p + "server_id"),
-        **common,
-    )
+        source.replica_set = _text(get("rs"), p + "rs")
+        source.ord = _int(get("ord"), p + "ord")
+    source.database = _text(get("db"), p + "db") or ""
+    source.schema = _text(get("schema"), p + "schema") or ""
+    source.table = table or ""
+    source.connector = "debezium"
+    source.server_id = _text_or_number(get("server_id"), p + "server_id")
+    source.__class__ = CDCSourceMetadata
+    read: CDCSourceMetadata = source
+    return read
+
+
+# Which members of a source block _parse_source reads, per connector: the plain JSON type
+# it takes without conversion or error (a member may also be null), and the second type
+# some members may have. The text of a few members is then checked (_screen_source).
+_SOURCE_COMMON: dict[str, type] = {
+    "connector": str,
+    "name": str,
+    "version": str,
+    "snapshot": str,  # or bool
+    "ts_ms": int,
+    "ts_us": int,
+    "ts_ns": int,
+    "lsn": str,  # or int
+    "db": str,
+    "schema": str,
+    "server_id": str,  # or int
+    "table": str,
+}
+_SOURCE_SECOND: dict[str, type] = {"snapshot": bool, "lsn": int, "server_id": int}
+_SOURCE_SCREENS: dict[str | None, tuple[dict[str, type], dict[str, type]]] = {
+    "postgresql": (
+        {**_SOURCE_COMMON, "txId": int, "xmin": int, "sequence": str, "lsn": int},
+        {"snapshot": bool, "server_id": int},
+    ),
+    "mysql": (
+        {
+            **_SOURCE_COMMON,
+            "file": str,
+            "pos": int,
+            "row": int,
+            "gtid": str,
+            "thread": int,
+            "query": str,
+        },
+        _SOURCE_SECOND,
+    ),
+    "sqlserver": (
+        {**_SOURCE_COMMON, "change_lsn": str, "commit_lsn": str, "event_serial_no": int},
+        _SOURCE_SECOND,
+    ),
+    "mongodb": ({**_SOURCE_COMMON, "rs": str, "ord": int, "collection": str}, _SOURCE_SECOND),
+}
+_SOURCE_SCREENS["mariadb"] = _SOURCE_SCREENS["mysql"]
+del _SOURCE_SCREENS["mongodb"][0]["table"]
+_OTHER_SCREEN = (_SOURCE_COMMON, _SOURCE_SECOND)
+_SEQUENCE = r'\[(?:"[0-9]{1,20}"|null)(?:,(?:"[0-9]{1,20}"|null))*\]'
+
+
+def _screen_source(value: dict[str, Any]) -> bool | None:
+    """Whether a source block can be read without a conversion or an error, and how.
+
+    ``None`` when some member :func:`_parse_source` reads is neither null nor of a
+    plain JSON type it takes as it is (a string of digits for an integer, say), or is
+    text that breaks its format: read it with _parse_source, which converts or raises.
+    Otherwise the block is valid and :func:`_build_source` reads it; the result then
+    says whether it gives an ordered position (the conditions of :func:`_position`).
+    """
+    get = value.get
+    engine = get("connector")
+    if engine is not None and type(engine) is not str:
+        return None
+    types, second = _SOURCE_SCREENS.get(engine, _OTHER_SCREEN)
+    for name, member in value.items():
+        kind = types.get(name)
+        if type(member) is kind or member is None or kind is None:
+            continue
+        if type(member) is not second.get(name):
+            return None
+    if engine == "postgresql":
+        sequence = get("sequence")
+        if sequence is not None and _regex(_SEQUENCE).fullmatch(sequence) is None:
+            return None
+        return get("lsn") is not None
+    if engine == "mysql" or engine == "mariadb":  # noqa: PLR1714 - faster than a tuple
+        binlog_file = get("file")
+        if binlog_file is not None and _binlog_number(binlog_file) is None:
+            return None
+        return binlog_file is not None and get("pos") is not None
+    if engine == "sqlserver":
+        change_lsn, commit_lsn = get("change_lsn"), get("commit_lsn")
+        if change_lsn is not None and _sqlserver_lsn(change_lsn) is None:
+            return None
+        if commit_lsn is None:
+            return False
+        return None if _sqlserver_lsn(commit_lsn) is None else True
+    return engine == "mongodb" and get("ts_ms") is not None and get("ord") is not None
+
+
+def _build_source(value: dict[str, Any]) -> CDCSourceMetadata:
+    """What _parse_source gives for a block that passed :func:`_screen_source`.
+
+    Every member read is null or of its plain type, so only ``lsn`` and ``server_id``
+    (integers become text), ``snapshot`` and ``sequence`` need converting.
+    """
+    get = value.get
+    engine = get("connector") or ""
+    source: Any = _new(_SourceDraft)
+    source.database = get("db") or ""
+    source.schema = get("schema") or ""
+    source.table = get("collection" if engine == "mongodb" else "table") or ""
+    source.connector = "debezium"
+    lsn = get("lsn")
+    source.lsn = lsn if lsn is None or type(lsn) is str else str(lsn)
+    server_id = get("server_id")
+    source.server_id = server_id if server_id is None or type(server_id) is str else str(server_id)
+    source.engine = engine
+    source.name = get("name") or ""
+    source.version = get("version") or ""
+    source.snapshot = _snapshot(get("snapshot"), get("last_snapshot_record"), "source.snapshot")
+    source.ts_ms = get("ts_ms")
+    source.ts_us = get("ts_us")
+    source.ts_ns = get("ts_ns")
+    source.tx_id = source.xmin = source.sequence = None
+    source.binlog_file = source.binlog_pos = source.binlog_row = None
+    source.gtid = source.thread = source.query = None
+    source.change_lsn = source.commit_lsn = source.event_serial_no = None
+    source.replica_set = source.ord = source._position = None  # noqa: SLF001
+    if engine == "postgresql":
+        source.tx_id = get("txId")
+        source.xmin = get("xmin")
+        sequence = get("sequence")
+        if sequence is not None:  # screened: ["<digits>" or null, ...] without spaces
+            source.sequence = tuple(
+                None if item == "null" else int(item[1:-1]) for item in sequence[1:-1].split(",")
+            )
+    elif engine == "mysql" or engine == "mariadb":  # noqa: PLR1714 - faster than a tuple
+        source.binlog_file = get("file")
+        source.binlog_pos = get("pos")
+        source.binlog_row = get("row")
+        source.gtid = get("gtid")
+        source.thread = get("thread")
+        source.query = get("query")
+    elif engine == "sqlserver":
+        source.change_lsn = get("change_lsn")
+        source.commit_lsn = get("commit_lsn")
+        source.event_serial_no = get("event_serial_no")
+    elif engine == "mongodb":
+        source.replica_set = get("rs")
+        source.ord = get("ord")
+    source.fields = value
+    source.__class__ = CDCSourceMetadata
+    read: CDCSourceMetadata = source
+    return read
 
 
 def _row(value: object, path: str, *, mongo: bool) -> dict[str, Any] | None:
@@ -1404,9 +1990,8 @@ def _row(value: object, path: str, *, mongo: bool) -> dict[str, Any] | None:
     return document
 
 
-def _parse_transaction_block(value: object, prefix: str) -> CDCTransaction | None:
-    if value is None:
-        return None
+def _parse_transaction_block(value: object, prefix: str) -> CDCTransaction:
+    """A transaction block that is not null."""
     p = f"{prefix}transaction"
     if not isinstance(value, Mapping):
         raise CDCParseError(p, f"must be an object or null, got {_kind(value)}")
@@ -1441,9 +2026,8 @@ def _decode_base64(text: str, path: str) -> bytes:
     return decoded
 
 
-def _parse_update_description(value: object, prefix: str) -> CDCUpdateDescription | None:
-    if value is None:
-        return None
+def _parse_update_description(value: object, prefix: str) -> CDCUpdateDescription:
+    """An updateDescription that is not null."""
     p = f"{prefix}updateDescription"
     if not isinstance(value, Mapping):
         raise CDCParseError(p, f"must be an object or null, got {_kind(value)}")
@@ -1477,9 +2061,18 @@ def _instant(micros: int | None, millis: int | None) -> datetime | None:
     return None
 
 
-def _parse_change(body: Mapping[str, Any], prefix: str, key: Any) -> CDCEvent:
+def _parse_change(  # noqa: PLR0915 - one check per member, in the order of the format
+    body: Mapping[str, Any], prefix: str, key: Any, *, owned: bool = False
+) -> CDCEvent:
+    """Check a change event body and read it into a CDCEvent.
+
+    Everything is checked here. With ``owned`` (the body was parsed from JSON text by
+    this module, so nobody else holds it) and a source block that passes
+    :func:`_screen_source`, building ``source``, ``captured_at`` and a position-derived
+    ``event_id`` is left to their first use: none of them can fail any more.
+    """
     code = body.get("op")
-    operation = _OPERATIONS.get(code) if isinstance(code, str) else None
+    operation = _OPERATIONS.get(code) if type(code) is str or isinstance(code, str) else None
     if operation is None:
         if code is None:
             raise CDCParseError(
@@ -1488,56 +2081,91 @@ def _parse_change(body: Mapping[str, Any], prefix: str, key: Any) -> CDCEvent:
         raise CDCParseError(
             f"{prefix}op", f"{code!r} is not a Debezium operation (c, u, d, r, t, m)"
         )
-    source = _parse_source(body.get("source"), prefix)
-    mongo = source.engine == "mongodb"
-    before = _row(body.get("before"), f"{prefix}before", mongo=mongo)
-    after = _row(body.get("after"), f"{prefix}after", mongo=mongo)
-    transaction = _parse_transaction_block(body.get("transaction"), prefix)
+    raw_source = body.get("source")
+    source: CDCSourceMetadata | dict[str, Any] | None
+    positioned = None if type(raw_source) is not dict else _screen_source(raw_source)
+    if positioned is not None:  # a valid block of plain JSON values
+        assert type(raw_source) is dict  # noqa: S101 - for the type checker
+        # Built on first use when nobody else holds the dict, else now.
+        source = raw_source if owned else _build_source(raw_source)
+        mongo = raw_source.get("connector") == "mongodb"
+    elif owned and raw_source is None:
+        source, mongo, positioned = None, False, False  # built on first use
+    else:
+        source = _parse_source(raw_source, prefix)
+        mongo = source.engine == "mongodb"
+        positioned = source.position.ordered
+    before = body.get("before")
+    if mongo or (before is not None and type(before) is not dict):
+        before = _row(before, f"{prefix}before", mongo=mongo)
+    after = body.get("after")
+    if mongo or (after is not None and type(after) is not dict):
+        after = _row(after, f"{prefix}after", mongo=mongo)
+    transaction = body.get("transaction")
+    if transaction is not None:
+        transaction = _parse_transaction_block(transaction, prefix)
     message = None
     if operation is CDCOperation.MESSAGE:
         message = _parse_message(body.get("message"), prefix)
         if key is None:
             key = {"prefix": message.prefix}
-    described = _parse_update_description(body.get("updateDescription"), prefix)
-    event = CDCEvent(
-        operation,
-        source,
-        before,
-        after,
-        "-",  # replaced below: the id needs the finished event
-        _instant(source.ts_us, source.ts_ms),
-        None if transaction is None else transaction.id,
-        key=key,
-        ts_ms=_int(body.get("ts_ms"), f"{prefix}ts_ms"),
-        ts_us=_int(body.get("ts_us"), f"{prefix}ts_us"),
-        ts_ns=_int(body.get("ts_ns"), f"{prefix}ts_ns"),
-        transaction=transaction,
-        message=message,
-        update_description=described,
-    )
-    try:
-        event_id = _uuid5(_identity(event, None))
-    except RecursionError:
-        raise CDCParseError(prefix.rstrip(".") or "value", "is nested too deeply") from None
-    _set_attribute(event, "event_id", event_id)
+    described = body.get("updateDescription")
+    if described is not None:
+        described = _parse_update_description(described, prefix)
+    ts_ms = body.get("ts_ms")
+    if ts_ms is not None and type(ts_ms) is not int:
+        ts_ms = _int(ts_ms, f"{prefix}ts_ms")
+    ts_us = body.get("ts_us")
+    if ts_us is not None and type(ts_us) is not int:
+        ts_us = _int(ts_us, f"{prefix}ts_us")
+    ts_ns = body.get("ts_ns")
+    if ts_ns is not None and type(ts_ns) is not int:
+        ts_ns = _int(ts_ns, f"{prefix}ts_ns")
+    draft: Any = _new(_EventDraft)
+    draft.operation = operation
+    draft._source = source  # noqa: SLF001
+    draft.before = before
+    draft.after = after
+    draft._event_id = None  # noqa: SLF001
+    draft._captured_at = _PENDING  # noqa: SLF001
+    draft.transaction_id = None if transaction is None else transaction.id
+    draft.key = key
+    draft.ts_ms = ts_ms
+    draft.ts_us = ts_us
+    draft.ts_ns = ts_ns
+    draft.transaction = transaction
+    draft.message = message
+    draft.update_description = described
+    draft.__class__ = CDCEvent
+    event: CDCEvent = draft
+    if not positioned or operation is CDCOperation.SNAPSHOT:
+        # The id derives from row values, which may be too deep to write: derive it now.
+        try:
+            event_id = _uuid5(_identity(event, None))
+        except RecursionError:
+            raise CDCParseError(prefix.rstrip(".") or "value", "is nested too deeply") from None
+        _set_attribute(event, "_event_id", event_id)
     return event
 
 
 def _tombstone(key: Any, follows: CDCEvent | None) -> CDCEvent:
     if follows is not None and not isinstance(follows, CDCEvent):
         raise TypeError(f"follows must be a CDCEvent or None, got {follows!r}")
-    event = CDCEvent(
-        CDCOperation.TOMBSTONE,
-        CDCSourceMetadata("", "", "", "debezium"),
-        event_id="-",
-        captured_at=None,
-        key=key,
-    )
+    draft: Any = _new(_EventDraft)
+    draft.operation = CDCOperation.TOMBSTONE
+    draft._source = None  # noqa: SLF001 - an empty source block, built on first use
+    draft.before = draft.after = None
+    draft._event_id = draft._captured_at = None  # noqa: SLF001
+    draft.transaction_id = draft.transaction = draft.message = None
+    draft.ts_ms = draft.ts_us = draft.ts_ns = draft.update_description = None
+    draft.key = key
+    draft.__class__ = CDCEvent
+    event: CDCEvent = draft
     try:
         event_id = _uuid5(_identity(event, follows))
     except RecursionError:
         raise CDCParseError("key", "is nested too deeply") from None
-    _set_attribute(event, "event_id", event_id)
+    _set_attribute(event, "_event_id", event_id)
     return event
 
 
@@ -1594,20 +2222,39 @@ def _parse_transaction_event(body: Mapping[str, Any], prefix: str) -> CDCTransac
 _ID_VERSION = "interlock.cdc_event/1"
 
 
+_NAMESPACE_URL = bytes.fromhex("6ba7b8119dad11d180b400c04fd430c8")  # uuid.NAMESPACE_URL
+
+
+def _uuid5_of(namespace: bytes, name: str) -> bytes:
+    """The 16 bytes ``uuid.uuid5`` gives (RFC 4122 section 4.3), without its UUID object."""
+    data = namespace + name.encode("utf-8")
+    digest = bytearray(_hashlib().sha1(data, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return bytes(digest)
+
+
 @cache
-def _id_namespace() -> UUID:
-    namespace: UUID = _uuid().uuid5(_uuid().NAMESPACE_URL, _ID_VERSION)
-    return namespace
+def _id_namespace() -> bytes:
+    return _uuid5_of(_NAMESPACE_URL, _ID_VERSION)
 
 
 def _uuid5(parts: list[Any]) -> str:
-    return str(_uuid().uuid5(_id_namespace(), _canonical_json(parts)))
+    """``str(uuid.uuid5(<the id namespace>, <canonical JSON of parts>))``."""
+    text = _uuid5_of(_id_namespace(), _canonical_json(parts)).hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@cache
+def _canonical_encoder() -> Any:
+    return _json().JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_canonical_default
+    )
 
 
 def _canonical_json(value: Any) -> str:
-    text: str = _json().dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_canonical_default
-    )
+    """Sorted keys, no spaces, ASCII: ``json.dumps`` with those options, encoder kept."""
+    text: str = _canonical_encoder().encode(value)
     return text
 
 
