@@ -70,7 +70,7 @@ def print_result(result: PathResult) -> None:
         f"{result.rounds} interleaved rounds. x floor = median of the per-round ratios to the "
         "floor;\nspread = interquartile range of the rounds over their median."
     )
-    width = max(len("contender"), *(len(o.name) for o in result.outcomes.values()))
+    width = max([len("contender"), *(len(o.name) for o in result.outcomes.values())])
     print(f"\n  {'contender':<{width}}  {'x floor':>7}  {path.unit:>9}  spread  timed")
     for outcome in result.outcomes.values():
         if outcome.status == "ok":

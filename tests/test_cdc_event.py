@@ -2159,7 +2159,8 @@ class TestIterJsonl:
         with pytest.raises(error):
             iter_jsonl(source, **kwargs)
 
-    @settings(max_examples=200)
+    # No deadline: on a loaded machine one slow example is not a failure (it flaked once).
+    @settings(max_examples=200, deadline=None)
     @given(
         st.lists(
             st.one_of(st.sampled_from(LINES), st.text(max_size=30), st.binary(max_size=30)),

@@ -37,7 +37,7 @@ from interlock.circuit_breaker import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 10.0  # seconds a barrier or event may wait before the test fails (never reached when green)
@@ -667,6 +667,252 @@ def test_importing_the_module_does_not_import_asyncio() -> None:
         check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------
+# Plain callables that return an awaitable
+# --------------------------------------------------------------------------------------
+
+KINDS = ["async __call__", "returns a coroutine", "lambda over async def", "returns a Task"]
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is ``async def``: not a coroutine function to inspect."""
+
+    def __init__(self, body: Callable[..., Awaitable[Any]]) -> None:
+        self.body = body
+
+    async def __call__(self, *args: Any) -> Any:
+        return await self.body(*args)
+
+
+def awaitable_returning(kind: str, body: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """``body`` (an async def) behind a callable that ``inspect`` does not see as async."""
+    if kind == "async __call__":
+        return AsyncCallable(body)
+    if kind == "returns a coroutine":
+
+        def call(*args: Any) -> Awaitable[Any]:
+            return body(*args)
+
+        return call
+    if kind == "lambda over async def":
+        return lambda *args: body(*args)  # noqa: PLW0108 - the lambda is the point
+    return lambda *args: asyncio.ensure_future(body(*args))
+
+
+async def _boom() -> None:
+    raise Boom("down")
+
+
+async def _ok_async() -> str:
+    return "ok"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "locked path"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failure_is_recorded_when_the_returned_awaitable_fails(kind: str, fast: bool) -> None:
+    """The failure counts when the awaitable a plain callable returned raises, not before."""
+    breaker = (
+        make(failure_threshold=1)
+        if fast
+        else make(failure_threshold=1, listeners=[lambda event: None])
+    )
+    guarded = breaker.call(awaitable_returning(kind, _boom))
+    assert not inspect.iscoroutinefunction(guarded)
+
+    async def main() -> CircuitState:
+        pending = guarded()
+        state = breaker.state
+        with pytest.raises(Boom):
+            await pending
+        return state
+
+    assert asyncio.run(main()) is CircuitState.CLOSED
+    assert breaker.state is CircuitState.OPEN
+    assert (breaker.metrics().failures, breaker.metrics().successes) == (1, 0)
+    assert isinstance(breaker.last_failure, Boom)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "locked path"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_success_is_recorded_after_the_returned_awaitable_finishes(kind: str, fast: bool) -> None:
+    """The awaited value is returned and counted as a success only once it is produced."""
+    breaker = make() if fast else make(listeners=[lambda event: None])
+    guarded = breaker.call(awaitable_returning(kind, _ok_async))
+
+    async def main() -> tuple[int, str]:
+        pending = guarded()
+        before = breaker.metrics().successes
+        return before, await pending
+
+    assert asyncio.run(main()) == (0, "ok")
+    assert breaker.metrics().successes == 1
+
+
+def test_a_half_open_probe_is_held_until_the_returned_awaitable_finishes() -> None:
+    """The probe slot stays taken while the awaitable runs: a second caller is rejected."""
+    clock = FakeClock()
+    breaker = make(clock)
+    fail_times(breaker, 2)
+    clock.advance(10.0)
+
+    async def wait_then_ok(event: asyncio.Event) -> str:
+        await event.wait()
+        return "ok"
+
+    guarded = breaker.call(AsyncCallable(wait_then_ok))
+
+    async def main() -> str:
+        release = asyncio.Event()
+        task = asyncio.ensure_future(guarded(release))
+        await asyncio.sleep(0)
+        assert breaker.metrics().probes_in_flight == 1
+        with pytest.raises(CircuitOpenError):
+            guarded(release)
+        release.set()
+        return await task  # type: ignore[no-any-return]
+
+    assert asyncio.run(main()) == "ok"
+    assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "locked path"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_cancelling_the_returned_coroutine_frees_the_probe_slot(kind: str, fast: bool) -> None:
+    """A cancelled awaitable from a plain callable is ignored and its probe slot freed."""
+    clock = FakeClock()
+    breaker = make(clock) if fast else make(clock, listeners=[lambda event: None])
+    fail_times(breaker, 2)
+    clock.advance(10.0)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    guarded = breaker.call(awaitable_returning(kind, forever))
+
+    async def main() -> int:
+        task = asyncio.ensure_future(guarded())
+        await asyncio.sleep(0)
+        busy = breaker.metrics().probes_in_flight
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return busy
+
+    assert asyncio.run(main()) == 1
+    metrics = breaker.metrics()
+    assert (metrics.probes_in_flight, metrics.ignored, metrics.failures) == (0, 1, 2)
+    assert breaker.execute(_ok) == "ok"
+    assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cancelling_a_closed_call_from_a_plain_callable_is_ignored(kind: str) -> None:
+    """On the fast path, a cancelled awaitable counts neither a failure nor a success."""
+    breaker = make(failure_threshold=1)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    guarded = breaker.call(awaitable_returning(kind, forever))
+
+    async def main() -> None:
+        task = asyncio.ensure_future(guarded())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    metrics = breaker.metrics()
+    assert (metrics.state, metrics.failures, metrics.successes, metrics.ignored) == (
+        CircuitState.CLOSED,
+        0,
+        0,
+        1,
+    )
+
+
+def test_an_awaited_success_from_a_plain_callable_after_a_failure_resets_the_count() -> None:
+    """A fast-path awaitable that succeeds after another call failed still resets the count."""
+    breaker = make(failure_threshold=2)
+
+    async def wait_for(event: asyncio.Event) -> str:
+        await event.wait()
+        return "ok"
+
+    guarded = breaker.call(AsyncCallable(wait_for))
+
+    async def main() -> None:
+        release = asyncio.Event()
+        task = asyncio.ensure_future(guarded(release))
+        await asyncio.sleep(0)
+        fail_times(breaker, 1)
+        assert breaker.metrics().consecutive_failures == 1
+        release.set()
+        assert await task == "ok"
+
+    asyncio.run(main())
+    assert breaker.metrics().consecutive_failures == 0
+    assert breaker.metrics().successes == 1
+
+
+def test_failure_result_judges_the_awaited_value_of_a_plain_callable() -> None:
+    """The result predicate sees the awaited value, not the awaitable."""
+    breaker = make(failure_result=lambda result: result is None)
+
+    async def lookup(found: bool) -> str | None:
+        return "row" if found else None
+
+    guarded = breaker.call(AsyncCallable(lookup))
+
+    async def main() -> list[str | None]:
+        return [await guarded(True), await guarded(False), await guarded(False)]
+
+    assert asyncio.run(main()) == ["row", None, None]
+    assert breaker.state is CircuitState.OPEN
+    assert (breaker.metrics().successes, breaker.metrics().failures) == (1, 2)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_execute_awaits_what_a_plain_callable_returns(kind: str) -> None:
+    """execute() hands back a coroutine that records the awaited outcome."""
+    breaker = make(failure_threshold=2)
+
+    async def main() -> str:
+        with pytest.raises(Boom):
+            await breaker.execute(awaitable_returning(kind, _boom))
+        assert breaker.metrics().failures == 1
+        return await breaker.execute(awaitable_returning(kind, _ok_async))  # type: ignore[no-any-return]
+
+    assert asyncio.run(main()) == "ok"
+    assert (breaker.metrics().failures, breaker.metrics().successes) == (1, 1)
+    assert breaker.metrics().consecutive_failures == 0
+
+
+def test_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimported() -> None:
+    """Detecting a returned awaitable needs neither asyncio nor inspect at call time."""
+    code = (
+        "import sys, interlock.circuit_breaker as m\n"
+        "class Later:\n"
+        "    def __await__(self):\n"
+        "        return 'done'\n"
+        "        yield\n"
+        "pending = m.CircuitBreaker('x').call(lambda: Later())()\n"
+        "try:\n"
+        "    pending.send(None)\n"
+        "except StopIteration as stop:\n"
+        "    print(stop.value, 'asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    )
+    assert out.stdout.strip() == "done False"
 
 
 # --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import threading
 import time
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given, settings
@@ -26,6 +26,9 @@ from interlock.rate_limit import (
     RateLimitError,
     RateLimitExceeded,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 NS = 1_000_000_000
 
@@ -793,6 +796,124 @@ def test_bulkhead_releases_its_slot_when_the_call_raises() -> None:
     for _ in range(3):
         with pytest.raises(OSError, match="down"):
             boom()
+    assert bulkhead.metrics().in_flight == 0
+
+
+# Plain callables that return an awaitable -------------------------------------------
+
+KINDS = ["async __call__", "returns a coroutine", "lambda over async def", "returns a Task"]
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is ``async def``: not a coroutine function to inspect."""
+
+    def __init__(self, body: Callable[..., Awaitable[Any]]) -> None:
+        self.body = body
+
+    async def __call__(self, *args: Any) -> Any:
+        return await self.body(*args)
+
+
+def awaitable_returning(kind: str, body: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """``body`` (an async def) behind a callable that ``inspect`` does not see as async."""
+    if kind == "async __call__":
+        return AsyncCallable(body)
+    if kind == "returns a coroutine":
+
+        def call(*args: Any) -> Awaitable[Any]:
+            return body(*args)
+
+        return call
+    if kind == "lambda over async def":
+        return lambda *args: body(*args)  # noqa: PLW0108 - the lambda is the point
+    return lambda *args: asyncio.ensure_future(body(*args))
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["success", "failure"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_bulkhead_holds_the_slot_until_a_returned_awaitable_finishes(
+    kind: str, fails: bool
+) -> None:
+    """A plain callable's awaitable keeps its slot while it runs and frees it when it ends."""
+    bulkhead = Bulkhead(1)
+
+    async def work(event: asyncio.Event) -> str:
+        await event.wait()
+        if fails:
+            raise OSError("down")
+        return "done"
+
+    guarded = bulkhead(awaitable_returning(kind, work))
+    assert not inspect.iscoroutinefunction(guarded)
+
+    async def main() -> str:
+        release = asyncio.Event()
+        task = asyncio.ensure_future(guarded(release))
+        await asyncio.sleep(0)
+        assert bulkhead.metrics().in_flight == 1
+        with pytest.raises(BulkheadFullError):
+            guarded(release)
+        release.set()
+        return await task  # type: ignore[no-any-return]
+
+    if fails:
+        with pytest.raises(OSError, match="down"):
+            asyncio.run(main())
+    else:
+        assert asyncio.run(main()) == "done"
+    metrics = bulkhead.metrics()
+    assert (metrics.in_flight, metrics.admitted, metrics.rejected) == (0, 1, 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bulkhead_frees_the_slot_of_a_cancelled_returned_awaitable(kind: str) -> None:
+    """Cancelling the coroutine a plain callable's call handed back frees its slot."""
+    bulkhead = Bulkhead(1)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    guarded = bulkhead(awaitable_returning(kind, forever))
+
+    async def main() -> int:
+        task = asyncio.ensure_future(guarded())
+        await asyncio.sleep(0)
+        busy = bulkhead.metrics().in_flight
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return busy
+
+    assert asyncio.run(main()) == 1
+    assert bulkhead.metrics().in_flight == 0
+    with bulkhead:  # the slot is usable again
+        pass
+
+
+def test_bulkhead_frees_the_slot_when_inspecting_the_result_raises() -> None:
+    """A result whose attribute lookup raises does not leak the slot."""
+
+    class Hostile:
+        def __getattr__(self, name: str) -> Any:
+            raise LookupError(name)
+
+    bulkhead = Bulkhead(1)
+    guarded = bulkhead(Hostile)
+    with pytest.raises(LookupError, match="__await__"):
+        guarded()
+    assert bulkhead.metrics().in_flight == 0
+
+
+def test_bulkhead_treats_an_instance_level_await_attribute_as_a_plain_result() -> None:
+    """Only a type's ``__await__`` makes a result awaitable; it is returned as is."""
+
+    class Odd:
+        def __init__(self) -> None:
+            self.__await__ = "not a method"
+
+    bulkhead = Bulkhead(1)
+    result = bulkhead(Odd)()
+    assert isinstance(result, Odd)
     assert bulkhead.metrics().in_flight == 0
 
 

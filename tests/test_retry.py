@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 from interlock.retry import (
     STOP,
@@ -1407,6 +1407,318 @@ def test_importing_and_using_sync_retry_does_not_import_asyncio() -> None:
         check=True,
     )
     assert proc.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------
+# Plain callables that return an awaitable
+# --------------------------------------------------------------------------------------
+
+KINDS = ["async __call__", "returns a coroutine", "lambda over async def", "returns a Task"]
+APIS = ["decorator", "checked decorator", "call", "call_with_stats"]
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is ``async def``: not a coroutine function to inspect."""
+
+    def __init__(self, body: Callable[..., Awaitable[Any]]) -> None:
+        self.body = body
+
+    async def __call__(self, *args: Any) -> Any:
+        return await self.body(*args)
+
+
+def awaitable_returning(kind: str, body: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """``body`` (an async def) behind a callable that ``inspect`` does not see as async."""
+    if kind == "async __call__":
+        return AsyncCallable(body)
+    if kind == "returns a coroutine":
+
+        def call(*args: Any) -> Awaitable[Any]:
+            return body(*args)
+
+        return call
+    if kind == "lambda over async def":
+        return lambda *args: body(*args)  # noqa: PLW0108 - the lambda is the point
+    return lambda *args: asyncio.ensure_future(body(*args))
+
+
+def awaited_flaky(*errors: BaseException, value: object = "ok") -> tuple[Flaky, Any]:
+    """A Flaky and an async def that calls it: the errors surface when awaited."""
+    flaky = Flaky(*errors, value=value)
+
+    async def body() -> object:
+        return flaky()
+
+    return flaky, body
+
+
+def through(api: str, p: Retrying, fn: Callable[[], Any]) -> Any:
+    """Call ``fn`` once through ``p`` by the sync API ``api``; what the caller gets back."""
+    if api == "decorator":
+        return p(fn)()
+    if api == "checked decorator":
+        return Retrying(on=p.on, on_result=lambda value: False, **_injected(p))(fn)()
+    if api == "call":
+        return p.call(fn)
+    return _result_of(p.call_with_stats(fn))
+
+
+def _injected(p: Retrying) -> dict[str, Any]:
+    return {
+        "clock": p.clock,
+        "sleep": p.sleep,
+        "async_sleep": p.async_sleep,
+        "rng": p.rng,
+        "budget": p.budget,
+    }
+
+
+async def _result_of(pending: Awaitable[tuple[Any, RetryStats]]) -> Any:
+    result, _ = await pending
+    return result
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_failures_of_a_returned_awaitable_are_retried_with_the_async_sleep(
+    kind: str, api: str
+) -> None:
+    """A plain callable whose awaitable fails is retried asynchronously, never blocking."""
+    clock = FakeClock()
+    flaky, body = awaited_flaky(DownError(), DownError())
+    p = Retrying(
+        on=OSError,
+        clock=clock,
+        sleep=_never_sleep,
+        async_sleep=clock.async_sleep,
+        rng=random.Random(7),
+    )
+
+    async def main() -> tuple[int, object]:
+        pending = through(api, p, awaitable_returning(kind, body))
+        before = flaky.calls
+        return before, await pending
+
+    assert asyncio.run(main()) == (0, "ok")
+    assert flaky.calls == 3
+    assert len(clock.sleeps) == 2
+
+
+async def _awaited(pending: Awaitable[Any]) -> Any:
+    return await pending
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_exhausted_returned_awaitable_reraises_its_last_error_with_history(kind: str) -> None:
+    """The last awaited error is re-raised with the history of every attempt."""
+    clock = FakeClock()
+    last = DownError("last")
+    flaky, body = awaited_flaky(DownError(), last)
+    guarded = policy(clock, attempts=2)(awaitable_returning(kind, body))
+
+    async def main() -> None:
+        await guarded()
+
+    with pytest.raises(DownError) as info:
+        asyncio.run(main())
+    assert info.value is last
+    assert info.value.retry_stats.attempts == 2  # type: ignore[attr-defined]
+    assert flaky.calls == 2
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_non_retryable_awaited_error_propagates_after_one_call(api: str) -> None:
+    """An awaited error that `on=` does not select ends the call at once."""
+    clock = FakeClock()
+    flaky, body = awaited_flaky(ValueError("bad"))
+    pending = through(api, policy(clock), AsyncCallable(body))
+    with pytest.raises(ValueError, match="bad"):
+        asyncio.run(_awaited(pending))
+    assert (flaky.calls, clock.sleeps) == (1, [])
+
+
+def test_on_result_judges_the_awaited_value_of_a_plain_callable() -> None:
+    """A rejected awaited value is retried; the accepted one is returned."""
+    clock = FakeClock()
+    values = iter([None, None, 3])
+
+    async def lookup() -> int | None:
+        return next(values)
+
+    guarded = policy(clock, on=(), on_result=lambda value: value is None)(AsyncCallable(lookup))
+    assert asyncio.run(_awaited(guarded())) == 3
+    assert len(clock.sleeps) == 2
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_cancelling_a_returned_awaitable_is_never_retried(kind: str, api: str) -> None:
+    """Cancelling the coroutine handed back ends the call: no retry, no sleep."""
+    clock = FakeClock()
+    calls = 0
+
+    async def forever() -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            through(api, policy(clock), awaitable_returning(kind, forever))
+        )
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert (calls, clock.sleeps) == (1, [])
+
+
+def test_cancelling_during_the_async_backoff_of_a_plain_callable_stops_at_once() -> None:
+    """A cancellation during the awaited backoff wait raises CancelledError; no retry."""
+    flaky, body = awaited_flaky(DownError(), DownError())
+
+    async def main() -> None:
+        sleeping, never = asyncio.Event(), asyncio.Event()
+
+        async def blocking_sleep(seconds: float) -> None:
+            sleeping.set()
+            await never.wait()
+
+        guarded = retry(on=OSError, sleep=_never_sleep, async_sleep=blocking_sleep)(
+            AsyncCallable(body)
+        )
+        task = asyncio.ensure_future(guarded())
+        await sleeping.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert flaky.calls == 1
+
+
+@pytest.mark.parametrize("awaited_failures", [0, 1])
+@pytest.mark.parametrize("api", APIS)
+def test_a_call_that_first_fails_at_once_then_returns_an_awaitable_keeps_one_history(
+    api: str, awaited_failures: int
+) -> None:
+    """A sync failure, then awaited attempts: one run, one deadline, one history."""
+    clock = FakeClock()
+    flaky, body = awaited_flaky(*[DownError() for _ in range(awaited_failures)])
+    calls = 0
+
+    def connect() -> Awaitable[object]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise DownError("refused")
+        return body()  # type: ignore[no-any-return]
+
+    p = policy(clock)
+    if api == "call_with_stats":
+        value, stats = asyncio.run(_awaited(p.call_with_stats(connect)))
+        assert (stats.attempts, stats.stop_reason, len(stats.history)) == (
+            2 + awaited_failures,
+            StopReason.SUCCESS,
+            1 + awaited_failures,
+        )
+    else:
+        value = asyncio.run(_awaited(through(api, p, connect)))
+    assert value == "ok"
+    n = awaited_failures
+    assert (calls, flaky.calls, len(clock.sleeps)) == (2 + n, 1 + n, 1 + n)
+
+
+def test_a_plain_callable_exhausted_after_a_sync_failure_reports_every_attempt() -> None:
+    """The history spans the sync attempt and the awaited ones."""
+    clock = FakeClock()
+    calls = 0
+
+    async def down() -> None:
+        raise DownError("awaited")
+
+    def connect() -> Awaitable[None]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise DownError("refused")
+        return down()
+
+    with pytest.raises(DownError, match="awaited") as info:
+        asyncio.run(_awaited(policy(clock, attempts=3).call(connect)))
+    assert info.value.retry_stats.attempts == 3  # type: ignore[attr-defined]
+    assert calls == 3
+
+
+def test_call_with_stats_of_a_plain_callable_returns_result_and_stats_when_awaited() -> None:
+    """call_with_stats hands back a coroutine giving (result, stats) for the whole call."""
+    clock = FakeClock()
+    _, body = awaited_flaky(DownError(), value="row")
+    pending = policy(clock).call_with_stats(AsyncCallable(body))
+    value, stats = asyncio.run(_awaited(pending))
+    assert value == "row"
+    assert (stats.attempts, stats.stop_reason, len(stats.history)) == (2, StopReason.SUCCESS, 1)
+    assert isinstance(stats.history[0].exception, DownError)
+
+
+def test_awaited_successes_of_a_plain_callable_refill_the_budget() -> None:
+    """A first-try awaited success puts a token back, as a sync success does."""
+    clock = FakeClock()
+    budget = RetryBudget(max_tokens=10, token_ratio=1)
+    for _ in range(3):
+        budget.record_failure()
+    _, body = awaited_flaky()
+    p = policy(clock, budget=budget)
+    for api in ("checked decorator", "call", "call_with_stats"):
+        assert asyncio.run(_awaited(through(api, p, AsyncCallable(body)))) == "ok"
+    assert budget.tokens == 10.0
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_first_try_awaited_success_is_returned_without_sleeping(api: str) -> None:
+    """An awaitable that succeeds at once gives its value; nothing sleeps or retries."""
+    clock = FakeClock()
+    flaky, body = awaited_flaky(value="row")
+    assert asyncio.run(_awaited(through(api, policy(clock), AsyncCallable(body)))) == "row"
+    assert (flaky.calls, clock.sleeps) == (1, [])
+
+
+def test_a_result_with_an_instance_level_await_attribute_is_returned_as_is() -> None:
+    """Only a type's ``__await__`` makes a result awaitable."""
+
+    class Odd:
+        def __init__(self) -> None:
+            self.__await__ = "not a method"
+
+    result = policy(FakeClock())(Odd)()
+    assert isinstance(result, Odd)
+
+
+def test_retrying_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimported() -> None:
+    """Detecting and awaiting a custom awaitable needs neither asyncio nor inspect."""
+    code = (
+        "import sys\n"
+        "from interlock.retry import retry\n"
+        "class Later:\n"
+        "    def __await__(self):\n"
+        "        return 'done'\n"
+        "        yield\n"
+        "pending = retry(on=OSError)(lambda: Later())()\n"
+        "try:\n"
+        "    pending.send(None)\n"
+        "except StopIteration as stop:\n"
+        "    print(stop.value, 'asyncio' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    )
+    assert proc.stdout.strip() == "done False"
 
 
 def test_async_decorator_succeeds_at_once_and_stops_when_a_sleep_overruns() -> None:

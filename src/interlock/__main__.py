@@ -6,6 +6,7 @@ Commands:
     demo        run the end-to-end demo of the patterns that exist today
     cdc         cdc parse: Debezium JSON lines in, normalised JSON lines out
     webhooks    webhooks sign|verify: debug a webhook signature
+    ledger      ledger report: what ran, what failed and how long it took
 
 Each command lives in its own ``interlock.cli_<name>`` module with two functions:
 ``add_parser(subparsers)`` declares its arguments and ``run(args, stdout, stderr)``
@@ -31,6 +32,7 @@ COMMANDS = {
     "demo": "interlock.cli_demo",
     "cdc": "interlock.cli_cdc",
     "webhooks": "interlock.cli_webhooks",
+    "ledger": "interlock.cli_ledger",
 }
 
 

@@ -1250,7 +1250,10 @@ class CircuitBreaker:
     def call(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``fn`` (a plain function or an ``async def``) so every call is guarded.
 
-        Coroutine functions get an ``async`` wrapper; other callables a plain one.
+        Coroutine functions get an ``async`` wrapper; other callables a plain one. When
+        a plain call returns an awaitable (an object whose ``__call__`` is ``async def``,
+        a function returning a coroutine, a Future or a Task), the wrapper returns a
+        coroutine that awaits it and reports the outcome when it finishes.
         Rejected calls raise ``CircuitOpenError``; ``fn``'s own exceptions propagate.
         """
         if not callable(fn):
@@ -1271,6 +1274,8 @@ class CircuitBreaker:
                 except BaseException as exc:
                     self._classified_end(token, None, 0.0, exc)
                     raise
+                if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+                    return self._settle(result, token, None, 0.0, fast=True)  # type: ignore[return-value]
                 if self._fast is token:
                     next(fast_ok)
                 else:
@@ -1282,6 +1287,8 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._classified_end(generation, probe, started, exc)
                 raise
+            if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+                return self._settle(result, generation, probe, started, fast=False)  # type: ignore[return-value]
             if self.failure_result is None:
                 self._end(generation, probe, started, _SUCCESS, None)
             else:
@@ -1321,14 +1328,41 @@ class CircuitBreaker:
 
         return guarded
 
+    async def _settle(
+        self,
+        awaitable: Any,
+        generation: int,
+        probe: int | None,
+        started: float,
+        *,
+        fast: bool,
+    ) -> Any:
+        """Await what a plain call returned; report its outcome as an ``async def`` call's."""
+        try:
+            result = await awaitable
+        except BaseException as exc:
+            self._classified_end(generation, probe, started, exc)
+            raise
+        if fast and self._fast is generation:
+            next(self._fast_ok)
+        else:
+            self._result_end(generation, probe, started, result)
+        return result
+
     def execute(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        """Call ``fn(*args, **kwargs)`` under the breaker (the 0.44 peer's explicit form)."""
+        """Call ``fn(*args, **kwargs)`` under the breaker (the 0.44 peer's explicit form).
+
+        If ``fn`` returns an awaitable, this returns a coroutine that awaits it and
+        reports the outcome when it finishes (as ``execute_async`` would).
+        """
         generation, probe, started = self._begin()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self._classified_end(generation, probe, started, exc)
             raise
+        if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+            return self._settle(result, generation, probe, started, fast=False)  # type: ignore[return-value]
         self._result_end(generation, probe, started, result)
         return result
 

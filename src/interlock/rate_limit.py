@@ -807,7 +807,10 @@ class Bulkhead:
 
         An ``async def`` function gets an async wrapper that queues without blocking the
         event loop; any other callable gets a sync wrapper. (The choice is made from the
-        function, because the slot must be taken before the call.)
+        function, because the slot must be taken before the call.) When a call through
+        the sync wrapper returns an awaitable (an object whose ``__call__`` is ``async
+        def``, a function returning a coroutine, a Future or a Task), the wrapper keeps
+        the slot and returns a coroutine that awaits it and then frees the slot.
         """
         import functools  # noqa: PLC0415 - decoration time only
         import inspect  # noqa: PLC0415
@@ -828,8 +831,21 @@ class Bulkhead:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             self.acquire()
             try:
-                return func(*args, **kwargs)
-            finally:
+                result = func(*args, **kwargs)
+                pending = hasattr(result, "__await__") and getattr(type(result), "__await__", None)
+            except BaseException:
                 self.release()
+                raise
+            if pending:  # hold the slot until the awaitable finishes
+                return self._settle(result)
+            self.release()
+            return result
 
         return wrapper  # type: ignore[return-value]
+
+    async def _settle(self, awaitable: Awaitable[Any]) -> Any:
+        """Await what a sync-wrapped call returned, holding its slot until it finishes."""
+        try:
+            return await awaitable
+        finally:
+            self.release()

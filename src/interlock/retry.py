@@ -1012,6 +1012,8 @@ class Attempt:
         policy = run.policy
         if exc is None:
             result = self._result
+            if result is _HANDOFF:  # call_with_stats goes on awaiting: still running
+                return False
             on_result = policy.on_result
             if result is _NO_RESULT or on_result is None or not on_result(result):
                 run.succeeded()
@@ -1036,6 +1038,7 @@ class Attempt:
 
 
 _NO_RESULT = object()
+_HANDOFF = object()
 
 
 class Retrying:
@@ -1169,22 +1172,33 @@ class Retrying:
     # -- decorator ---------------------------------------------------------------------
 
     def __call__(self, fn: F) -> F:
-        """Decorate a sync function or an ``async def`` function (chosen once, here)."""
+        """Decorate a sync function or an ``async def`` function (chosen once, here).
+
+        When a call through the sync wrapper returns an awaitable (an object whose
+        ``__call__`` is ``async def``, a function returning a coroutine, a Future or a
+        Task), the wrapper returns a coroutine that awaits it and runs any further
+        attempts asynchronously, waiting with ``async_sleep``.
+        """
         if not callable(fn):
             raise TypeError(f"retry decorates a callable, got {fn!r}")
         if _inspect().iscoroutinefunction(fn):
             return self._wrap_async(fn)  # type: ignore[return-value]
         clock = self.clock
         slow = self._retry_sync
+        settle = self._settle
         if self.on_result is None and self.budget is None:
 
             @wraps(fn)
             def lean(*args: Any, **kwargs: Any) -> Any:
                 started = clock()
                 try:
-                    return fn(*args, **kwargs)
+                    result = fn(*args, **kwargs)
                 except Exception as exc:  # noqa: BLE001 - classified by `on=` in the slow path
                     error = exc
+                else:
+                    if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+                        return settle(result, fn, args, kwargs, started, None)
+                    return result
                 return slow(fn, args, kwargs, started, error, None)
 
             return lean  # type: ignore[return-value]
@@ -1223,13 +1237,19 @@ class Retrying:
     # -- call API ----------------------------------------------------------------------
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Call ``fn(*args, **kwargs)`` under this policy; its result, or its last error."""
+        """Call ``fn(*args, **kwargs)`` under this policy; its result, or its last error.
+
+        If ``fn`` returns an awaitable, this returns a coroutine that awaits it and runs
+        any further attempts asynchronously (as ``acall`` would).
+        """
         started = self.clock()
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - classified by `on=` in the slow path
             error = exc  # leave the except block: later failures must not chain to this one
         else:
+            if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+                return self._settle(result, fn, args, kwargs, started, None)  # type: ignore[return-value]
             on_result = self.on_result
             if on_result is None or not on_result(result):
                 budget = self.budget
@@ -1246,11 +1266,39 @@ class Retrying:
     def call_with_stats(
         self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> tuple[T, RetryStats]:
-        """Like :meth:`call`, returning ``(result, stats)`` for this call alone."""
+        """Like :meth:`call`, returning ``(result, stats)`` for this call alone.
+
+        If ``fn`` returns an awaitable, this returns a coroutine that awaits it, runs any
+        further attempts asynchronously and returns ``(result, stats)``.
+        """
         run = _Run(self, self.clock())
         for attempt in run:
             with attempt:
                 result = fn(*args, **kwargs)
+                if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+                    attempt.set_result(_HANDOFF)
+                    return self._settle_with_stats(  # type: ignore[return-value]
+                        run, attempt, result, fn, args, kwargs
+                    )
+                attempt.set_result(result)
+        return result, run.stats()
+
+    async def _settle_with_stats(  # noqa: PLR0917 - internal
+        self,
+        run: _Run,
+        first: Attempt,
+        awaitable: Any,
+        fn: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+    ) -> tuple[Any, RetryStats]:
+        """``call_with_stats`` once the first attempt returned an awaitable."""
+        with first:
+            result = await awaitable
+            first.set_result(result)
+        async for attempt in run:
+            with attempt:
+                result = await fn(*args, **kwargs)
                 attempt.set_result(result)
         return result, run.stats()
 
@@ -1279,6 +1327,8 @@ class Retrying:
         except Exception as exc:  # noqa: BLE001 - classified by `on=` in the slow path
             error = exc  # leave the except block: later failures must not chain to this one
         else:
+            if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+                return self._settle(result, fn, args, kwargs, started, None)
             on_result = self.on_result
             if on_result is None or not on_result(result):
                 budget = self.budget
@@ -1313,10 +1363,37 @@ class Retrying:
             except Exception as exc:  # noqa: BLE001 - classified by `on=` in run.failed
                 error, result = exc, None
                 continue
+            if hasattr(result, "__await__") and getattr(type(result), "__await__", None):
+                return self._settle(result, fn, args, kwargs, started, run)
             if on_result is None or not on_result(result):
                 run.succeeded()
                 return result
             error = None
+
+    async def _settle(  # noqa: PLR0917 - internal, positional for speed
+        self,
+        awaitable: Any,
+        fn: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        started: float,
+        run: _Run | None,
+    ) -> Any:
+        """Await what a sync call returned; go on as the async path would (``run``: so far)."""
+        try:
+            result = await awaitable
+        except Exception as exc:  # noqa: BLE001 - classified by `on=` in run.failed
+            error = exc  # leave the except block: later failures must not chain to this one
+        else:
+            on_result = self.on_result
+            if on_result is None or not on_result(result):
+                if run is not None:
+                    run.succeeded()
+                elif self.budget is not None:
+                    self.budget.record_success()
+                return result
+            return await self._retry_async(fn, args, kwargs, started, None, result, run)
+        return await self._retry_async(fn, args, kwargs, started, error, None, run)
 
     async def _retry_async(  # noqa: PLR0917 - internal, positional for speed
         self,
@@ -1326,8 +1403,10 @@ class Retrying:
         started: float,
         error: Exception | None,
         result: object,
+        run: _Run | None = None,
     ) -> Any:
-        run = _Run(self, started)
+        if run is None:
+            run = _Run(self, started)
         on_result = self.on_result
         sleep = self._async_sleep()
         while True:
