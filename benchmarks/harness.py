@@ -201,6 +201,9 @@ class HotPath:
     measure: Callable[[Call, Settings], Sampler] = timed_batches  # or self_timed
     unit: str = "us/call"  # or "ms/import": microseconds or milliseconds, display only
     notes: tuple[str, ...] = ()
+    # Set-up heavy (tens of seconds even in a quick run): ``--quick`` skips it unless it
+    # is chosen with ``--only``.
+    heavy: bool = False
 
 
 def prepare(contender: Contender, path: HotPath, settings: Settings) -> Sampler:

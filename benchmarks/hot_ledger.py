@@ -427,6 +427,7 @@ def ledger_report_sqlite() -> HotPath:
         quick_rounds=3,
         measure=self_timed,
         unit="ms/report",
+        heavy=True,  # building the 1,000,000-attempt file takes longer than the reports
         notes=(
             "The database is built once per run (executemany in one transaction, temp file).",
             "Goal: within a few seconds (<= 5 s), and <= 2x the raw-SQL floor.",

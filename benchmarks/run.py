@@ -10,7 +10,7 @@ The table leads with the ratio to the floor (the median of the per-round ratios)
 absolute median time per call is secondary, because it depends on the machine.
 
     python benchmarks/run.py                    # every hot path, full run
-    python benchmarks/run.py --quick            # a smoke run for CI (under 20 s)
+    python benchmarks/run.py --quick            # a smoke run for CI (under a minute)
     python benchmarks/run.py --only cloudevent-parse-1kb --json results.json
 
 Goals are reported as PASS/FAIL lines, never asserted: the exit status is 0 whenever the
@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,10 +63,10 @@ NAMES = tuple(f.__name__.replace("_", "-") for f in HOT_PATHS)
 # --------------------------------------------------------------------------------------
 
 
-def print_result(result: PathResult) -> None:
+def print_result(result: PathResult, seconds: float) -> None:
     path = result.path
     scale = 1e6 if path.unit.startswith("ms") else 1e3
-    print(f"\n== {path.name} ==\n{path.summary}.")
+    print(f"\n== {path.name} ==\n{path.summary}. (measured in {seconds:.1f} s)")
     print(
         f"{result.rounds} interleaved rounds. x floor = median of the per-round ratios to the "
         "floor;\nspread = interquartile range of the rounds over their median."
@@ -146,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for build in HOT_PATHS:
         if args.only is None or args.only == build.__name__.replace("_", "-"):
-            results.append(run_path(build(), settings))
-            print_result(results[-1])
+            path = build()
+            if settings.quick and path.heavy and args.only is None:
+                print(f"\n== {path.name} ==\nskipped in a quick run (set-up heavy); --only runs it")
+                continue
+            started = time.perf_counter()
+            results.append(run_path(path, settings))
+            print_result(results[-1], time.perf_counter() - started)
     if args.json is not None:
         args.json.write_text(json.dumps(as_json(results, settings), indent=2) + "\n")
         print(f"\nresults written to {args.json}")
