@@ -2313,7 +2313,7 @@ def exercise(record: CDCEvent | CDCTransactionEvent) -> None:
 
 
 class TestFuzz:
-    @settings(max_examples=500, deadline=None)
+    @settings(max_examples=250, deadline=None)
     @given(json_values(finite=False))
     def test_arbitrary_json_values(self, value: Any) -> None:
         """from_debezium and parse_record on any JSON-like value raise only CDCParseError."""
@@ -2322,7 +2322,7 @@ class TestFuzz:
         with _anything():
             CDCEvent.from_debezium(value, key=value)
 
-    @settings(max_examples=500, deadline=None)
+    @settings(max_examples=250, deadline=None)
     @given(st.binary(max_size=300))
     def test_arbitrary_bytes(self, raw: bytes) -> None:
         """from_debezium on any bytes raises only CDCParseError."""
@@ -2331,7 +2331,7 @@ class TestFuzz:
         with _anything():
             CDCTransactionEvent.from_debezium(raw)
 
-    @settings(max_examples=600, deadline=None)
+    @settings(max_examples=250, deadline=None)
     @given(debezium_like())
     def test_debezium_shaped_payloads(self, value: dict[str, Any]) -> None:
         """Debezium-shaped payloads with arbitrary members raise only CDCParseError."""
@@ -2563,7 +2563,7 @@ class TestLaziness:
         results = [outcome(form) for form in three_forms(value)]
         assert results[0] == results[1] == results[2]
 
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=250, deadline=None)
     @given(screened_sources(), st.sampled_from(["c", "u", "d", "r", "t"]))
     def test_source_blocks_read_alike_in_every_form(self, source: dict[str, Any], op: str) -> None:
         """Any source block: the fast path and the member-by-member reader agree."""
