@@ -1,4 +1,5 @@
-"""Shared fixtures: a throwaway PostgreSQL schema per test, when a server is configured.
+"""Shared fixtures: a throwaway PostgreSQL schema per test, when a server is configured,
+a fresh interpreter, and plain callables that hide an ``async def``.
 
 PostgreSQL tests need ``INTERLOCK_TEST_POSTGRES_DSN`` (libpq conninfo of a database the
 tests may create schemas in; ``.ci/postgres start DIR`` starts one and prints it). Without
@@ -9,15 +10,20 @@ failed one.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
 DSN_VARIABLE = "INTERLOCK_TEST_POSTGRES_DSN"
 REQUIRE_VARIABLE = "INTERLOCK_REQUIRE_POSTGRES"
@@ -73,3 +79,78 @@ def postgres() -> Iterator[PostgresDatabase]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+# --------------------------------------------------------------------------------------
+# A fresh interpreter
+# --------------------------------------------------------------------------------------
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _fresh_python(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+@pytest.fixture
+def fresh_python() -> Callable[[str], str]:
+    """Run code in a fresh interpreter that imports this checkout's src/; return stdout."""
+    return _fresh_python
+
+
+# --------------------------------------------------------------------------------------
+# Plain callables that return an awaitable
+# --------------------------------------------------------------------------------------
+
+AWAITABLE_KINDS = [
+    "async __call__",
+    "returns a coroutine",
+    "lambda over async def",
+    "returns a Task",
+]
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is ``async def``: not a coroutine function to inspect."""
+
+    def __init__(self, body: Callable[..., Awaitable[Any]]) -> None:
+        self.body = body
+
+    async def __call__(self, *args: Any) -> Any:
+        return await self.body(*args)
+
+
+def _hide(kind: str, body: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    if kind == "async __call__":
+        return AsyncCallable(body)
+    if kind == "returns a coroutine":
+
+        def call(*args: Any) -> Awaitable[Any]:
+            return body(*args)
+
+        return call
+    if kind == "lambda over async def":
+        return lambda *args: body(*args)  # noqa: PLW0108 - the lambda is the point
+    return lambda *args: asyncio.ensure_future(body(*args))
+
+
+@pytest.fixture(params=AWAITABLE_KINDS)
+def awaitable_returning(
+    request: pytest.FixtureRequest,
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Any]]:
+    """``awaitable_returning(body)``: ``body`` (an async def) behind a callable that
+    ``inspect`` does not see as async; the test runs once per kind in AWAITABLE_KINDS."""
+    return functools.partial(_hide, request.param)
+
+
+@pytest.fixture
+def async_callable() -> type[AsyncCallable]:
+    """``async_callable(body)``: ``body`` behind an object whose ``__call__`` is async."""
+    return AsyncCallable

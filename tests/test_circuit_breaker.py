@@ -37,7 +37,7 @@ from interlock.circuit_breaker import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 10.0  # seconds a barrier or event may wait before the test fails (never reached when green)
@@ -653,52 +653,18 @@ def test_execute_async_and_async_with() -> None:
     assert breaker.metrics().failures == 3
 
 
-def test_importing_the_module_does_not_import_asyncio() -> None:
+def test_importing_the_module_does_not_import_asyncio(fresh_python: Callable[[str], str]) -> None:
     """`import interlock.circuit_breaker` leaves asyncio (and inspect) unloaded."""
     code = (
         "import sys, interlock.circuit_breaker as m; "
         "m.CircuitBreaker('x').call(lambda: 1)(); print('asyncio' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        check=True,
-    )
-    assert out.stdout.strip() == "False"
+    assert fresh_python(code) == "False"
 
 
 # --------------------------------------------------------------------------------------
 # Plain callables that return an awaitable
 # --------------------------------------------------------------------------------------
-
-KINDS = ["async __call__", "returns a coroutine", "lambda over async def", "returns a Task"]
-
-
-class AsyncCallable:
-    """An object whose ``__call__`` is ``async def``: not a coroutine function to inspect."""
-
-    def __init__(self, body: Callable[..., Awaitable[Any]]) -> None:
-        self.body = body
-
-    async def __call__(self, *args: Any) -> Any:
-        return await self.body(*args)
-
-
-def awaitable_returning(kind: str, body: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """``body`` (an async def) behind a callable that ``inspect`` does not see as async."""
-    if kind == "async __call__":
-        return AsyncCallable(body)
-    if kind == "returns a coroutine":
-
-        def call(*args: Any) -> Awaitable[Any]:
-            return body(*args)
-
-        return call
-    if kind == "lambda over async def":
-        return lambda *args: body(*args)  # noqa: PLW0108 - the lambda is the point
-    return lambda *args: asyncio.ensure_future(body(*args))
 
 
 async def _boom() -> None:
@@ -710,15 +676,16 @@ async def _ok_async() -> str:
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "locked path"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_failure_is_recorded_when_the_returned_awaitable_fails(kind: str, fast: bool) -> None:
+def test_a_failure_is_recorded_when_the_returned_awaitable_fails(
+    awaitable_returning: Callable[..., Any], fast: bool
+) -> None:
     """The failure counts when the awaitable a plain callable returned raises, not before."""
     breaker = (
         make(failure_threshold=1)
         if fast
         else make(failure_threshold=1, listeners=[lambda event: None])
     )
-    guarded = breaker.call(awaitable_returning(kind, _boom))
+    guarded = breaker.call(awaitable_returning(_boom))
     assert not inspect.iscoroutinefunction(guarded)
 
     async def main() -> CircuitState:
@@ -735,11 +702,12 @@ def test_a_failure_is_recorded_when_the_returned_awaitable_fails(kind: str, fast
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "locked path"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_success_is_recorded_after_the_returned_awaitable_finishes(kind: str, fast: bool) -> None:
+def test_a_success_is_recorded_after_the_returned_awaitable_finishes(
+    awaitable_returning: Callable[..., Any], fast: bool
+) -> None:
     """The awaited value is returned and counted as a success only once it is produced."""
     breaker = make() if fast else make(listeners=[lambda event: None])
-    guarded = breaker.call(awaitable_returning(kind, _ok_async))
+    guarded = breaker.call(awaitable_returning(_ok_async))
 
     async def main() -> tuple[int, str]:
         pending = guarded()
@@ -750,7 +718,9 @@ def test_a_success_is_recorded_after_the_returned_awaitable_finishes(kind: str, 
     assert breaker.metrics().successes == 1
 
 
-def test_a_half_open_probe_is_held_until_the_returned_awaitable_finishes() -> None:
+def test_a_half_open_probe_is_held_until_the_returned_awaitable_finishes(
+    async_callable: Callable[..., Any],
+) -> None:
     """The probe slot stays taken while the awaitable runs: a second caller is rejected."""
     clock = FakeClock()
     breaker = make(clock)
@@ -761,7 +731,7 @@ def test_a_half_open_probe_is_held_until_the_returned_awaitable_finishes() -> No
         await event.wait()
         return "ok"
 
-    guarded = breaker.call(AsyncCallable(wait_then_ok))
+    guarded = breaker.call(async_callable(wait_then_ok))
 
     async def main() -> str:
         release = asyncio.Event()
@@ -778,8 +748,9 @@ def test_a_half_open_probe_is_held_until_the_returned_awaitable_finishes() -> No
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "locked path"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_cancelling_the_returned_coroutine_frees_the_probe_slot(kind: str, fast: bool) -> None:
+def test_cancelling_the_returned_coroutine_frees_the_probe_slot(
+    awaitable_returning: Callable[..., Any], fast: bool
+) -> None:
     """A cancelled awaitable from a plain callable is ignored and its probe slot freed."""
     clock = FakeClock()
     breaker = make(clock) if fast else make(clock, listeners=[lambda event: None])
@@ -789,7 +760,7 @@ def test_cancelling_the_returned_coroutine_frees_the_probe_slot(kind: str, fast:
     async def forever() -> None:
         await asyncio.Event().wait()
 
-    guarded = breaker.call(awaitable_returning(kind, forever))
+    guarded = breaker.call(awaitable_returning(forever))
 
     async def main() -> int:
         task = asyncio.ensure_future(guarded())
@@ -807,15 +778,16 @@ def test_cancelling_the_returned_coroutine_frees_the_probe_slot(kind: str, fast:
     assert breaker.state is CircuitState.CLOSED
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_cancelling_a_closed_call_from_a_plain_callable_is_ignored(kind: str) -> None:
+def test_cancelling_a_closed_call_from_a_plain_callable_is_ignored(
+    awaitable_returning: Callable[..., Any],
+) -> None:
     """On the fast path, a cancelled awaitable counts neither a failure nor a success."""
     breaker = make(failure_threshold=1)
 
     async def forever() -> None:
         await asyncio.Event().wait()
 
-    guarded = breaker.call(awaitable_returning(kind, forever))
+    guarded = breaker.call(awaitable_returning(forever))
 
     async def main() -> None:
         task = asyncio.ensure_future(guarded())
@@ -834,7 +806,9 @@ def test_cancelling_a_closed_call_from_a_plain_callable_is_ignored(kind: str) ->
     )
 
 
-def test_an_awaited_success_from_a_plain_callable_after_a_failure_resets_the_count() -> None:
+def test_an_awaited_success_from_a_plain_callable_after_a_failure_resets_the_count(
+    async_callable: Callable[..., Any],
+) -> None:
     """A fast-path awaitable that succeeds after another call failed still resets the count."""
     breaker = make(failure_threshold=2)
 
@@ -842,7 +816,7 @@ def test_an_awaited_success_from_a_plain_callable_after_a_failure_resets_the_cou
         await event.wait()
         return "ok"
 
-    guarded = breaker.call(AsyncCallable(wait_for))
+    guarded = breaker.call(async_callable(wait_for))
 
     async def main() -> None:
         release = asyncio.Event()
@@ -858,14 +832,16 @@ def test_an_awaited_success_from_a_plain_callable_after_a_failure_resets_the_cou
     assert breaker.metrics().successes == 1
 
 
-def test_failure_result_judges_the_awaited_value_of_a_plain_callable() -> None:
+def test_failure_result_judges_the_awaited_value_of_a_plain_callable(
+    async_callable: Callable[..., Any],
+) -> None:
     """The result predicate sees the awaited value, not the awaitable."""
     breaker = make(failure_result=lambda result: result is None)
 
     async def lookup(found: bool) -> str | None:
         return "row" if found else None
 
-    guarded = breaker.call(AsyncCallable(lookup))
+    guarded = breaker.call(async_callable(lookup))
 
     async def main() -> list[str | None]:
         return [await guarded(True), await guarded(False), await guarded(False)]
@@ -875,23 +851,26 @@ def test_failure_result_judges_the_awaited_value_of_a_plain_callable() -> None:
     assert (breaker.metrics().successes, breaker.metrics().failures) == (1, 2)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_execute_awaits_what_a_plain_callable_returns(kind: str) -> None:
+def test_execute_awaits_what_a_plain_callable_returns(
+    awaitable_returning: Callable[..., Any],
+) -> None:
     """execute() hands back a coroutine that records the awaited outcome."""
     breaker = make(failure_threshold=2)
 
     async def main() -> str:
         with pytest.raises(Boom):
-            await breaker.execute(awaitable_returning(kind, _boom))
+            await breaker.execute(awaitable_returning(_boom))
         assert breaker.metrics().failures == 1
-        return await breaker.execute(awaitable_returning(kind, _ok_async))  # type: ignore[no-any-return]
+        return await breaker.execute(awaitable_returning(_ok_async))  # type: ignore[no-any-return]
 
     assert asyncio.run(main()) == "ok"
     assert (breaker.metrics().failures, breaker.metrics().successes) == (1, 1)
     assert breaker.metrics().consecutive_failures == 0
 
 
-def test_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimported() -> None:
+def test_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimported(
+    fresh_python: Callable[[str], str],
+) -> None:
     """Detecting a returned awaitable needs neither asyncio nor inspect at call time."""
     code = (
         "import sys, interlock.circuit_breaker as m\n"
@@ -905,14 +884,7 @@ def test_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimported() -> 
         "except StopIteration as stop:\n"
         "    print(stop.value, 'asyncio' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        check=True,
-    )
-    assert out.stdout.strip() == "done False"
+    assert fresh_python(code) == "done False"
 
 
 # --------------------------------------------------------------------------------------

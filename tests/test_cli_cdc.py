@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +21,9 @@ from interlock.cli_cdc import (
     add_parser,
     run,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -316,18 +319,13 @@ def test_delete_handling_choices_are_the_modes_of_cdc_event() -> None:
     assert tuple(mode.value for mode in DeleteHandling) == DELETE_HANDLING_CHOICES
 
 
-def test_building_the_parser_does_not_import_cdc_event() -> None:
+def test_building_the_parser_does_not_import_cdc_event(
+    fresh_python: Callable[[str], str],
+) -> None:
     """`interlock --help` stays cheap: add_parser imports no pattern module."""
     code = (
         "import argparse, sys; from interlock import cli_cdc; "
         "cli_cdc.add_parser(argparse.ArgumentParser().add_subparsers()); "
         "print('interlock.cdc_event' in sys.modules)"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        check=True,
-    )
-    assert proc.stdout.strip() == "False"
+    assert fresh_python(code) == "False"

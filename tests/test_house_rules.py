@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
 import re
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import interlock
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "interlock"
 ENTRY_POINTS = {"__init__", "__main__", "cli"}
+# Command-line modules (cli_*) and private helpers of the command line (a leading
+# underscore, such as _demo_world) are consumers of the patterns, not pattern modules.
 PATTERN_MODULES = sorted(
     p.stem
     for p in PACKAGE.glob("*.py")
-    if p.stem not in ENTRY_POINTS and not p.stem.startswith("cli")
+    if p.stem not in ENTRY_POINTS and not p.stem.startswith(("cli", "_"))
 )
 DOCSTRING_SECTIONS = ("Verdict:", "Prevents:", "References:", "Exceptions:", "Example:")
 
@@ -121,29 +126,21 @@ def test_module_header_and_docstring_follow_the_house_layout(module: str) -> Non
     assert "from __future__ import annotations" in source
 
 
-def _fresh_python(code: str) -> str:
-    """Run code in a fresh interpreter that imports this checkout's src/; return stdout."""
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        check=True,
-    )
-    return proc.stdout.strip()
-
-
 @pytest.mark.parametrize("module", PATTERN_MODULES)
-def test_importing_a_module_does_not_import_asyncio(module: str) -> None:
+def test_importing_a_module_does_not_import_asyncio(
+    module: str, fresh_python: Callable[[str], str]
+) -> None:
     """Importing a sync-first module leaves asyncio unloaded, so imports stay cheap."""
     code = f"import sys, interlock.{module}; print('asyncio' in sys.modules)"
-    assert _fresh_python(code) == "False"
+    assert fresh_python(code) == "False"
 
 
-def test_importing_the_package_imports_no_pattern_module() -> None:
+def test_importing_the_package_imports_no_pattern_module(
+    fresh_python: Callable[[str], str],
+) -> None:
     """`import interlock` loads only the package itself, never a pattern module."""
     code = "import sys, interlock; print(sorted(m for m in sys.modules if 'interlock' in m))"
-    assert _fresh_python(code) == "['interlock']"
+    assert fresh_python(code) == "['interlock']"
 
 
 def test_package_docstring_lists_every_pattern_module() -> None:

@@ -1425,10 +1425,11 @@ def test_stripe_keys_up_to_255_characters() -> None:
     assert MAX_KEY_LENGTH == 255
 
 
-@pytest.mark.parametrize("index", range(len(STRIPE["scenarios"])))
-def test_stripe_scenarios(index: int) -> None:
+@pytest.mark.parametrize(
+    "scenario", STRIPE["scenarios"], ids=[str(i) for i in range(len(STRIPE["scenarios"]))]
+)
+def test_stripe_scenarios(scenario: dict[str, Any]) -> None:
     """Each Stripe scenario: replay, cached 500, differing params, concurrency, pruning."""
-    scenario = STRIPE["scenarios"][index]
     clock, post, effects = _stripe_rig()
     expect = scenario["expect"]
     if expect.startswith("200 {id:ch_1} replayed"):

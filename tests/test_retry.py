@@ -7,14 +7,11 @@ import contextlib
 import copy
 import itertools
 import math
-import os
 import pickle
 import random
-import subprocess
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -46,8 +43,6 @@ from interlock.retry import (
     retry,
     retry_testing,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class DownError(ConnectionError):
@@ -1385,7 +1380,9 @@ def test_cancelled_error_from_the_function_is_never_retried() -> None:
     assert calls == 1
 
 
-def test_importing_and_using_sync_retry_does_not_import_asyncio() -> None:
+def test_importing_and_using_sync_retry_does_not_import_asyncio(
+    fresh_python: Callable[[str], str],
+) -> None:
     """Importing interlock.retry and retrying a sync function leaves asyncio unloaded."""
     code = (
         "import sys\n"
@@ -1399,47 +1396,14 @@ def test_importing_and_using_sync_retry_does_not_import_asyncio() -> None:
         "f()\n"
         "print('asyncio' in sys.modules)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        check=True,
-    )
-    assert proc.stdout.strip() == "False"
+    assert fresh_python(code) == "False"
 
 
 # --------------------------------------------------------------------------------------
 # Plain callables that return an awaitable
 # --------------------------------------------------------------------------------------
 
-KINDS = ["async __call__", "returns a coroutine", "lambda over async def", "returns a Task"]
 APIS = ["decorator", "checked decorator", "call", "call_with_stats"]
-
-
-class AsyncCallable:
-    """An object whose ``__call__`` is ``async def``: not a coroutine function to inspect."""
-
-    def __init__(self, body: Callable[..., Awaitable[Any]]) -> None:
-        self.body = body
-
-    async def __call__(self, *args: Any) -> Any:
-        return await self.body(*args)
-
-
-def awaitable_returning(kind: str, body: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """``body`` (an async def) behind a callable that ``inspect`` does not see as async."""
-    if kind == "async __call__":
-        return AsyncCallable(body)
-    if kind == "returns a coroutine":
-
-        def call(*args: Any) -> Awaitable[Any]:
-            return body(*args)
-
-        return call
-    if kind == "lambda over async def":
-        return lambda *args: body(*args)  # noqa: PLW0108 - the lambda is the point
-    return lambda *args: asyncio.ensure_future(body(*args))
 
 
 def awaited_flaky(*errors: BaseException, value: object = "ok") -> tuple[Flaky, Any]:
@@ -1479,9 +1443,8 @@ async def _result_of(pending: Awaitable[tuple[Any, RetryStats]]) -> Any:
 
 
 @pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("kind", KINDS)
 def test_failures_of_a_returned_awaitable_are_retried_with_the_async_sleep(
-    kind: str, api: str
+    awaitable_returning: Callable[..., Any], api: str
 ) -> None:
     """A plain callable whose awaitable fails is retried asynchronously, never blocking."""
     clock = FakeClock()
@@ -1495,7 +1458,7 @@ def test_failures_of_a_returned_awaitable_are_retried_with_the_async_sleep(
     )
 
     async def main() -> tuple[int, object]:
-        pending = through(api, p, awaitable_returning(kind, body))
+        pending = through(api, p, awaitable_returning(body))
         before = flaky.calls
         return before, await pending
 
@@ -1508,13 +1471,14 @@ async def _awaited(pending: Awaitable[Any]) -> Any:
     return await pending
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_an_exhausted_returned_awaitable_reraises_its_last_error_with_history(kind: str) -> None:
+def test_an_exhausted_returned_awaitable_reraises_its_last_error_with_history(
+    awaitable_returning: Callable[..., Any],
+) -> None:
     """The last awaited error is re-raised with the history of every attempt."""
     clock = FakeClock()
     last = DownError("last")
     flaky, body = awaited_flaky(DownError(), last)
-    guarded = policy(clock, attempts=2)(awaitable_returning(kind, body))
+    guarded = policy(clock, attempts=2)(awaitable_returning(body))
 
     async def main() -> None:
         await guarded()
@@ -1527,17 +1491,21 @@ def test_an_exhausted_returned_awaitable_reraises_its_last_error_with_history(ki
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_a_non_retryable_awaited_error_propagates_after_one_call(api: str) -> None:
+def test_a_non_retryable_awaited_error_propagates_after_one_call(
+    api: str, async_callable: Callable[..., Any]
+) -> None:
     """An awaited error that `on=` does not select ends the call at once."""
     clock = FakeClock()
     flaky, body = awaited_flaky(ValueError("bad"))
-    pending = through(api, policy(clock), AsyncCallable(body))
+    pending = through(api, policy(clock), async_callable(body))
     with pytest.raises(ValueError, match="bad"):
         asyncio.run(_awaited(pending))
     assert (flaky.calls, clock.sleeps) == (1, [])
 
 
-def test_on_result_judges_the_awaited_value_of_a_plain_callable() -> None:
+def test_on_result_judges_the_awaited_value_of_a_plain_callable(
+    async_callable: Callable[..., Any],
+) -> None:
     """A rejected awaited value is retried; the accepted one is returned."""
     clock = FakeClock()
     values = iter([None, None, 3])
@@ -1545,14 +1513,15 @@ def test_on_result_judges_the_awaited_value_of_a_plain_callable() -> None:
     async def lookup() -> int | None:
         return next(values)
 
-    guarded = policy(clock, on=(), on_result=lambda value: value is None)(AsyncCallable(lookup))
+    guarded = policy(clock, on=(), on_result=lambda value: value is None)(async_callable(lookup))
     assert asyncio.run(_awaited(guarded())) == 3
     assert len(clock.sleeps) == 2
 
 
 @pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("kind", KINDS)
-def test_cancelling_a_returned_awaitable_is_never_retried(kind: str, api: str) -> None:
+def test_cancelling_a_returned_awaitable_is_never_retried(
+    awaitable_returning: Callable[..., Any], api: str
+) -> None:
     """Cancelling the coroutine handed back ends the call: no retry, no sleep."""
     clock = FakeClock()
     calls = 0
@@ -1563,9 +1532,7 @@ def test_cancelling_a_returned_awaitable_is_never_retried(kind: str, api: str) -
         await asyncio.Event().wait()
 
     async def main() -> None:
-        task = asyncio.ensure_future(
-            through(api, policy(clock), awaitable_returning(kind, forever))
-        )
+        task = asyncio.ensure_future(through(api, policy(clock), awaitable_returning(forever)))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -1575,7 +1542,9 @@ def test_cancelling_a_returned_awaitable_is_never_retried(kind: str, api: str) -
     assert (calls, clock.sleeps) == (1, [])
 
 
-def test_cancelling_during_the_async_backoff_of_a_plain_callable_stops_at_once() -> None:
+def test_cancelling_during_the_async_backoff_of_a_plain_callable_stops_at_once(
+    async_callable: Callable[..., Any],
+) -> None:
     """A cancellation during the awaited backoff wait raises CancelledError; no retry."""
     flaky, body = awaited_flaky(DownError(), DownError())
 
@@ -1587,7 +1556,7 @@ def test_cancelling_during_the_async_backoff_of_a_plain_callable_stops_at_once()
             await never.wait()
 
         guarded = retry(on=OSError, sleep=_never_sleep, async_sleep=blocking_sleep)(
-            AsyncCallable(body)
+            async_callable(body)
         )
         task = asyncio.ensure_future(guarded())
         await sleeping.wait()
@@ -1652,18 +1621,22 @@ def test_a_plain_callable_exhausted_after_a_sync_failure_reports_every_attempt()
     assert calls == 3
 
 
-def test_call_with_stats_of_a_plain_callable_returns_result_and_stats_when_awaited() -> None:
+def test_call_with_stats_of_a_plain_callable_returns_result_and_stats_when_awaited(
+    async_callable: Callable[..., Any],
+) -> None:
     """call_with_stats hands back a coroutine giving (result, stats) for the whole call."""
     clock = FakeClock()
     _, body = awaited_flaky(DownError(), value="row")
-    pending = policy(clock).call_with_stats(AsyncCallable(body))
+    pending = policy(clock).call_with_stats(async_callable(body))
     value, stats = asyncio.run(_awaited(pending))
     assert value == "row"
     assert (stats.attempts, stats.stop_reason, len(stats.history)) == (2, StopReason.SUCCESS, 1)
     assert isinstance(stats.history[0].exception, DownError)
 
 
-def test_awaited_successes_of_a_plain_callable_refill_the_budget() -> None:
+def test_awaited_successes_of_a_plain_callable_refill_the_budget(
+    async_callable: Callable[..., Any],
+) -> None:
     """A first-try awaited success puts a token back, as a sync success does."""
     clock = FakeClock()
     budget = RetryBudget(max_tokens=10, token_ratio=1)
@@ -1672,16 +1645,18 @@ def test_awaited_successes_of_a_plain_callable_refill_the_budget() -> None:
     _, body = awaited_flaky()
     p = policy(clock, budget=budget)
     for api in ("checked decorator", "call", "call_with_stats"):
-        assert asyncio.run(_awaited(through(api, p, AsyncCallable(body)))) == "ok"
+        assert asyncio.run(_awaited(through(api, p, async_callable(body)))) == "ok"
     assert budget.tokens == 10.0
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_a_first_try_awaited_success_is_returned_without_sleeping(api: str) -> None:
+def test_a_first_try_awaited_success_is_returned_without_sleeping(
+    api: str, async_callable: Callable[..., Any]
+) -> None:
     """An awaitable that succeeds at once gives its value; nothing sleeps or retries."""
     clock = FakeClock()
     flaky, body = awaited_flaky(value="row")
-    assert asyncio.run(_awaited(through(api, policy(clock), AsyncCallable(body)))) == "row"
+    assert asyncio.run(_awaited(through(api, policy(clock), async_callable(body)))) == "row"
     assert (flaky.calls, clock.sleeps) == (1, [])
 
 
@@ -1696,7 +1671,9 @@ def test_a_result_with_an_instance_level_await_attribute_is_returned_as_is() -> 
     assert isinstance(result, Odd)
 
 
-def test_retrying_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimported() -> None:
+def test_retrying_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimported(
+    fresh_python: Callable[[str], str],
+) -> None:
     """Detecting and awaiting a custom awaitable needs neither asyncio nor inspect."""
     code = (
         "import sys\n"
@@ -1711,14 +1688,7 @@ def test_retrying_a_plain_callable_returning_an_awaitable_leaves_asyncio_unimpor
         "except StopIteration as stop:\n"
         "    print(stop.value, 'asyncio' in sys.modules)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        check=True,
-    )
-    assert proc.stdout.strip() == "done False"
+    assert fresh_python(code) == "done False"
 
 
 def test_async_decorator_succeeds_at_once_and_stops_when_a_sleep_overruns() -> None:

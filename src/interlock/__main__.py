@@ -7,6 +7,7 @@ Commands:
     cdc         cdc parse: Debezium JSON lines in, normalised JSON lines out
     webhooks    webhooks sign|verify: debug a webhook signature
     ledger      ledger report: what ran, what failed and how long it took
+    outbox      outbox relay: publish a SQLite or PostgreSQL outbox as JSON lines
 
 Each command lives in its own ``interlock.cli_<name>`` module with two functions:
 ``add_parser(subparsers)`` declares its arguments and ``run(args, stdout, stderr)``
@@ -33,6 +34,7 @@ COMMANDS = {
     "cdc": "interlock.cli_cdc",
     "webhooks": "interlock.cli_webhooks",
     "ledger": "interlock.cli_ledger",
+    "outbox": "interlock.cli_outbox",
 }
 
 

@@ -610,6 +610,24 @@ def _state_of(
     return RecordState.IN_PROGRESS
 
 
+def _take_over(
+    scope: str, key: str, fingerprint: str | None, found: RecordState, stored: str | None
+) -> tuple[bool, str | None]:
+    """Judge a claim on a record found in state ``found`` whose fingerprint is ``stored``.
+
+    Whether the claim takes the record, and the fingerprint the record keeps if it does
+    (an expired record keeps its own when the claim brings none); KeyReusedError when the
+    two fingerprints differ. Both stores decide a claim here.
+    """
+    if found is not RecordState.ABSENT:
+        _reused(scope, key, fingerprint, stored)
+    if (found, "claim") not in _TRANSITIONS:
+        return False, fingerprint
+    if fingerprint is None and found is RecordState.EXPIRED:
+        return True, stored
+    return True, fingerprint
+
+
 def _claim_token() -> str:
     return os.urandom(16).hex()
 
@@ -714,6 +732,18 @@ class _StoreBase:
     def _decoded(self, text: str | None) -> object:
         return None if text is None else self._decode(text)
 
+    def _refused(self, scope: str, key: str, held: tuple[RecordState, Any, Any, Any]) -> Claim:
+        """A claim on a record it may not take: the stored result, else the holder's lease.
+
+        ``held`` is what the store read: (state, lease end, stored result, failed flag).
+        """
+        found, lease_end, text, failed = held
+        if found is RecordState.COMPLETED:
+            return Claim(
+                scope, key, found, claimed=False, result=self._decoded(text), failed=bool(failed)
+            )
+        return Claim(scope, key, found, claimed=False, lease_expires_at=float(lease_end))
+
 
 class _Row:
     __slots__ = (
@@ -801,14 +831,12 @@ class InMemoryIdempotencyStore(_StoreBase):
                 if row is None
                 else _state_of(row.state, row.lease_expires_at, row.expires_at, at)
             )
-            if row is not None and found is not RecordState.ABSENT:
-                _reused(scope, key, fingerprint, row.fingerprint)
-            if (found, "claim") not in _TRANSITIONS:
+            stored = None if row is None else row.fingerprint
+            taken, fingerprint = _take_over(scope, key, fingerprint, found, stored)
+            if not taken:
                 assert row is not None  # noqa: S101 - ABSENT is always claimable
-                lease_end, text, failed = row.lease_expires_at, row.result, row.failed
+                held = (found, row.lease_expires_at, row.result, row.failed)
             else:
-                if fingerprint is None and row is not None and found is RecordState.EXPIRED:
-                    fingerprint = row.fingerprint
                 new = _Row(fingerprint, _claim_token(), at, lease, ttl)
                 self._rows[scope, key] = new
                 return Claim(
@@ -819,11 +847,7 @@ class InMemoryIdempotencyStore(_StoreBase):
                     token=new.token,
                     lease_expires_at=new.lease_expires_at,
                 )
-        if found is RecordState.COMPLETED:
-            return Claim(
-                scope, key, found, claimed=False, result=self._decoded(text), failed=failed
-            )
-        return Claim(scope, key, found, claimed=False, lease_expires_at=lease_end)
+        return self._refused(scope, key, held)
 
     def complete(
         self,
@@ -1292,7 +1316,7 @@ class SQLIdempotencyStore(_StoreBase):
         fingerprint = _check_fingerprint(fingerprint)
         lease, ttl, at = self._lease(lease_seconds), self.ttl_seconds, self._now(now)
 
-        def work(cursor: Any, dialect: _Dialect) -> Claim | tuple[str | None, bool]:
+        def work(cursor: Any, dialect: _Dialect) -> Claim | tuple[RecordState, Any, Any, Any]:
             select = _SELECT_ROW + (" FOR UPDATE" if dialect.name == "postgresql" else "")
             while True:
                 token = _claim_token()
@@ -1315,31 +1339,19 @@ class SQLIdempotencyStore(_StoreBase):
                     break
             state, stored_fp, _, expires, lease_end, _, text, failed = row
             found = _state_of(state, lease_end, expires, at)
-            if found is not RecordState.ABSENT:
-                _reused(scope, key, fingerprint, stored_fp)
-            if (found, "claim") in _TRANSITIONS:
-                keep_fp = (
-                    stored_fp
-                    if fingerprint is None and found is RecordState.EXPIRED
-                    else fingerprint
-                )
-                cursor.execute(
-                    _sql(dialect, _RETAKE),
-                    (keep_fp, token, at + lease, at, at + ttl, scope, key),
-                )
-                return Claim(
-                    scope, key, found, claimed=True, token=token, lease_expires_at=at + lease
-                )
-            if found is RecordState.COMPLETED:
-                return (text, bool(failed))
-            return Claim(scope, key, found, claimed=False, lease_expires_at=float(lease_end))
+            taken, keep_fp = _take_over(scope, key, fingerprint, found, stored_fp)
+            if not taken:
+                return (found, lease_end, text, failed)
+            cursor.execute(
+                _sql(dialect, _RETAKE),
+                (keep_fp, token, at + lease, at, at + ttl, scope, key),
+            )
+            return Claim(scope, key, found, claimed=True, token=token, lease_expires_at=at + lease)
 
         answer = self._transaction(work, immediate=True)
         if isinstance(answer, Claim):
             return answer
-        text, failed = answer
-        result = self._decoded(text)
-        return Claim(scope, key, RecordState.COMPLETED, claimed=False, result=result, failed=failed)
+        return self._refused(scope, key, answer)
 
     def complete(
         self,

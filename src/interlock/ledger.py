@@ -1617,6 +1617,20 @@ def _stage_of(r: Sequence[Any]) -> Stage:
     )
 
 
+def _stage_state(stage: Stage) -> tuple[Any, ...]:
+    """A stage's changing columns, ``status`` to ``updated_at``: what INSERT and UPDATE write."""
+    return (
+        stage.status.value,
+        stage.attempts,
+        stage.budget_base,
+        _ts(stage.next_attempt_at),
+        stage.lease_owner,
+        _ts(stage.lease_expires_at),
+        stage.last_error,
+        _ts(stage.updated_at),
+    )
+
+
 def _attempt_of(r: Sequence[Any]) -> Attempt:
     outcome = None if r[10] is None else AttemptOutcome(r[10])
     return Attempt(
@@ -1633,6 +1647,17 @@ def _attempt_of(r: Sequence[Any]) -> Attempt:
         outcome,
         r[11],
         r[12],
+    )
+
+
+def _attempt_end(a: Attempt) -> tuple[Any, ...]:
+    """An attempt's closing columns, ``ended_at`` to ``error``: what INSERT and UPDATE write."""
+    return (
+        _ts(a.ended_at),
+        a.duration,
+        None if a.outcome is None else a.outcome.value,
+        a.code,
+        a.error,
     )
 
 
@@ -1832,20 +1857,7 @@ class SQLLedgerStore:
     def insert_stage(self, stage: Stage) -> Stage:
         new_id = self._new_id(
             f"INSERT INTO ledger_stage ({_STAGE_COLS[4:]}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                stage.item_id,
-                stage.step,
-                stage.position,
-                stage.status.value,
-                stage.attempts,
-                stage.budget_base,
-                _ts(stage.next_attempt_at),
-                stage.lease_owner,
-                _ts(stage.lease_expires_at),
-                stage.last_error,
-                _ts(stage.updated_at),
-                stage.version,
-            ),
+            (stage.item_id, stage.step, stage.position, *_stage_state(stage), stage.version),
         )
         return stage._replace(id=new_id)
 
@@ -1865,19 +1877,7 @@ class SQLLedgerStore:
             "UPDATE ledger_stage SET status = ?, attempts = ?, budget_base = ?, "
             "next_attempt_at = ?, lease_owner = ?, lease_expires_at = ?, last_error = ?, "
             "updated_at = ?, version = ? WHERE id = ? AND version = ?",
-            (
-                stage.status.value,
-                stage.attempts,
-                stage.budget_base,
-                _ts(stage.next_attempt_at),
-                stage.lease_owner,
-                _ts(stage.lease_expires_at),
-                stage.last_error,
-                _ts(stage.updated_at),
-                expected + 1,
-                stage.id,
-                expected,
-            ),
+            (*_stage_state(stage), expected + 1, stage.id, expected),
         )
         self._check(cur, "stage", stage.id, expected)
         return stage._replace(version=expected + 1)
@@ -1911,11 +1911,7 @@ class SQLLedgerStore:
                 a.attempt_no,
                 a.worker,
                 _ts(a.started_at),
-                _ts(a.ended_at),
-                a.duration,
-                None if a.outcome is None else a.outcome.value,
-                a.code,
-                a.error,
+                *_attempt_end(a),
             ),
         )
         return a._replace(id=new_id)
@@ -1925,14 +1921,7 @@ class SQLLedgerStore:
         self._q(
             "UPDATE ledger_attempt SET ended_at = ?, duration = ?, outcome = ?, code = ?, "
             "error = ? WHERE id = ?",
-            (
-                _ts(a.ended_at),
-                a.duration,
-                None if a.outcome is None else a.outcome.value,
-                a.code,
-                a.error,
-                a.id,
-            ),
+            (*_attempt_end(a), a.id),
         ).close()
 
     def attempts_of(self, item_id: int) -> list[Attempt]:

@@ -1502,36 +1502,20 @@ class OutboxRelay:
         return self._run_once()[1]
 
     def _run_once(self) -> tuple[int, int]:
-        store, claim = self._claim()
-        outcome = _Outcome()
-        started = self._monotonic()
+        batch = self._batch(self._wait)
         try:
-            for seq, message in claim.rows:
-                if outcome.skip(message, late=self._monotonic() - started >= self.lease_seconds):
-                    outcome.released.append(seq)
-                    continue
-                try:
-                    result = self._publish(message)
-                    if self._isawaitable(result):
-                        self._wait(result)  # type: ignore[arg-type]
-                except _AwaitInLoopError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - every failure is recorded
-                    self._failure(outcome, seq, message, exc)
-                else:
-                    outcome.sent.append(seq)
-        except BaseException:
-            outcome.release_rest(claim)
-            self._settle(store, claim, outcome)
-            raise
+            batch.send(None)  # the sync wait never suspends: the batch runs to its end here
+        except StopIteration as done:
+            counts: tuple[int, int] = done.value
+            return counts
         finally:
             if self._loop is not None:
                 self._loop.close()
                 self._loop = None
-        self._settle(store, claim, outcome)
-        return len(claim.rows), len(outcome.sent)
+        raise AssertionError("a sync batch suspended")  # pragma: no cover - a bug, not an input
 
-    def _wait(self, awaitable: Awaitable[object]) -> None:
+    async def _wait(self, awaitable: Awaitable[object]) -> None:
+        """Run ``awaitable`` to completion on the batch's private loop; never suspends."""
         asyncio = _asyncio()
         try:
             asyncio.get_running_loop()
@@ -1553,6 +1537,17 @@ class OutboxRelay:
 
         The database calls are the DB-API's own, synchronous ones (short transactions).
         """
+        return (await self._batch(_awaited))[1]
+
+    async def _batch(
+        self, wait: Callable[[Awaitable[object]], Awaitable[object]]
+    ) -> tuple[int, int]:
+        """Claim one batch, publish it, record the outcomes; return (claimed, published).
+
+        The one body of :meth:`run_once` and :meth:`run_once_async`: an awaitable that
+        ``publish`` returns goes to ``wait``, which awaits it (async) or runs it on the
+        batch's private event loop without suspending (sync, driven by ``send(None)``).
+        """
         store, claim = self._claim()
         outcome = _Outcome()
         started = self._monotonic()
@@ -1564,7 +1559,9 @@ class OutboxRelay:
                 try:
                     result = self._publish(message)
                     if self._isawaitable(result):
-                        await result  # type: ignore[misc]
+                        await wait(result)  # type: ignore[arg-type]
+                except _AwaitInLoopError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - every failure is recorded
                     self._failure(outcome, seq, message, exc)
                 else:
@@ -1574,7 +1571,7 @@ class OutboxRelay:
             self._settle(store, claim, outcome)
             raise
         self._settle(store, claim, outcome)
-        return len(outcome.sent)
+        return len(claim.rows), len(outcome.sent)
 
     def run(
         self,

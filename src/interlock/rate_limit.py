@@ -359,7 +359,7 @@ class RateLimiter:
         return cls(
             refill_rate,
             per=1.0,
-            burst=capacity,
+            burst=_positive_int("capacity", capacity),
             max_keys=max_keys,
             clock_ns=clock_ns,
             sleep=sleep,

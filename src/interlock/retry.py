@@ -1321,6 +1321,11 @@ class Retrying:
     # -- the retry loops (entered only once an attempt has failed) -----------------------
 
     def _first_sync(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        """:meth:`call` for the decorator, which holds ``args`` and ``kwargs`` packed.
+
+        The same steps as :meth:`call` on purpose: one shared body costs either ``call``
+        an extra frame or the decorator a repacking of its arguments on every call.
+        """
         started = self.clock()
         try:
             result = fn(*args, **kwargs)
